@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Build LOCAL stand-in images for the official RabbitMQ / Mosquitto images, for machines
+# where no image registry is reachable.  Idempotent: an image whose tag already exists is
+# not rebuilt (MQKIT_STANDIN_REBUILD=1 forces a rebuild of everything).
+#
+#   sudo docker/standin/build.sh          # needs root (debootstrap) and a Docker engine
+#
+# Steps: debootstrap a minbase Debian (rabbitmq-server + mosquitto from the Debian archive)
+# into a cache dir outside the git tree, `docker import` it as the base image, then build
+# the two small images in docker/standin/{rabbitmq,mosquitto} FROM that base (no network
+# needed by `docker build`).  The rootfs is deleted afterwards.
+#
+# Environment overrides:
+#   MQKIT_STANDIN_BASE_IMAGE       base image tag      (mqkit-standin/base:bookworm)
+#   MQKIT_STANDIN_RABBITMQ_IMAGE   RabbitMQ image tag  (mqkit-standin/rabbitmq:3.10-management)
+#   MQKIT_STANDIN_MOSQUITTO_IMAGE  Mosquitto image tag (mqkit-standin/mosquitto:2.0)
+#   MQKIT_STANDIN_SUITE            Debian suite        (bookworm)
+#   MQKIT_STANDIN_MIRROR           Debian mirror       (first matching one in apt's sources)
+#   MQKIT_STANDIN_CACHE            work dir for rootfs (/var/cache/mqkit-standin)
+#   MQKIT_STANDIN_REBUILD=1        rebuild even if the tags exist
+#
+# Prints the image names on stdout at the end, one `KEY=value` per line.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SUITE="${MQKIT_STANDIN_SUITE:-bookworm}"
+BASE_IMAGE="${MQKIT_STANDIN_BASE_IMAGE:-mqkit-standin/base:${SUITE}}"
+RABBITMQ_IMAGE="${MQKIT_STANDIN_RABBITMQ_IMAGE:-mqkit-standin/rabbitmq:3.10-management}"
+MOSQUITTO_IMAGE="${MQKIT_STANDIN_MOSQUITTO_IMAGE:-mqkit-standin/mosquitto:2.0}"
+CACHE="${MQKIT_STANDIN_CACHE:-/var/cache/mqkit-standin}"
+REBUILD="${MQKIT_STANDIN_REBUILD:-0}"
+PACKAGES="rabbitmq-server,mosquitto"
+
+say() { printf 'standin-build: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+need_build() { [[ "$REBUILD" == 1 ]] || ! image_exists "$1"; }
+
+command -v docker >/dev/null 2>&1 || die "docker CLI not found (run scripts/docker-engine.sh first)"
+timeout 15 docker info >/dev/null 2>&1 || die "no Docker engine answers (run scripts/docker-engine.sh first)"
+
+# --- Debian mirror: the one apt already uses for $SUITE -------------------------------------
+detect_mirror() {
+    local f line uris suites u s
+    # one-line format: deb [opts] URI SUITE COMPONENTS...
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -r "$f" ]] || continue
+        while read -r line; do
+            line="$(sed -E 's/\[[^]]*\]//' <<<"$line")"
+            read -r _ u s _ <<<"$line"
+            if [[ "$s" == "$SUITE" && "$u" == http* ]]; then echo "$u"; return 0; fi
+        done < <(grep -E '^\s*deb\s' "$f" || true)
+    done
+    # deb822 format: stanzas with URIs: / Suites:
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -r "$f" ]] || continue
+        uris="" suites=""
+        while IFS= read -r line || [[ -n "$line" ]]; do
+            case "$line" in
+                URIs:*) uris="${line#URIs:}" ;;
+                Suites:*) suites="${line#Suites:}" ;;
+                "")
+                    for s in $suites; do
+                        if [[ "$s" == "$SUITE" ]]; then
+                            for u in $uris; do [[ "$u" == http* ]] && { echo "$u"; return 0; }; done
+                        fi
+                    done
+                    uris="" suites="" ;;
+            esac
+        done < <(grep -v '^\s*#' "$f"; echo)
+    done
+    return 1
+}
+
+# --- base image: debootstrap + docker import --------------------------------------------------
+ROOTFS=""
+cleanup() {
+    local rc=$?
+    if [[ -n "$ROOTFS" && -d "$ROOTFS" ]]; then
+        # never rm -rf through a mount left behind by debootstrap
+        local m
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done \
+            < <(findmnt -rn -o TARGET | grep -F "$ROOTFS" | sort -r || true)
+        if findmnt -rn -o TARGET | grep -qF "$ROOTFS"; then
+            say "mounts still present under $ROOTFS; not deleting it"
+        else
+            rm -rf --one-file-system "$ROOTFS"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+t0=$SECONDS
+if need_build "$BASE_IMAGE"; then
+    [[ "$(id -u)" -eq 0 ]] || die "building the base image needs root (debootstrap)"
+    command -v debootstrap >/dev/null 2>&1 || die "debootstrap missing: apt-get install -y debootstrap"
+    MIRROR="${MQKIT_STANDIN_MIRROR:-$(detect_mirror || echo http://deb.debian.org/debian)}"
+    mkdir -p "$CACHE"
+    ROOTFS="$CACHE/rootfs-$SUITE.$$"
+    say "debootstrap --variant=minbase --include=$PACKAGES $SUITE $ROOTFS $MIRROR"
+    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" \
+        >"$CACHE/debootstrap.log" 2>&1 \
+        || { tail -n 30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+    say "debootstrap done after $((SECONDS - t0)) s"
+
+    # Package scripts may have started daemons (epmd) inside the chroot: stop only those.
+    for p in /proc/[0-9]*; do
+        r="$(readlink "$p/root" 2>/dev/null || true)"
+        if [[ "$r" == "$ROOTFS" ]]; then
+            say "stopping process ${p#/proc/} left running in the chroot: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+            kill "${p#/proc/}" 2>/dev/null || true
+        fi
+    done
+
+    # Trim and neutralise host-specific state.
+    chroot "$ROOTFS" apt-get clean
+    rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin \
+           "$ROOTFS"/var/log/*.log "$ROOTFS"/var/log/apt/* "$ROOTFS"/var/log/rabbitmq/* \
+           "$ROOTFS"/var/lib/rabbitmq/mnesia "$ROOTFS"/var/lib/rabbitmq/.erlang.cookie \
+           "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
+           "$ROOTFS"/tmp/* "$ROOTFS"/var/tmp/*
+    find "$ROOTFS"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+    : >"$ROOTFS/etc/hostname"
+    rm -f "$ROOTFS/etc/resolv.conf"
+    printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$ROOTFS/etc/apt/sources.list"
+
+    rabbit_ver="$(chroot "$ROOTFS" dpkg-query -W -f '${Version}' rabbitmq-server)"
+    mosq_ver="$(chroot "$ROOTFS" dpkg-query -W -f '${Version}' mosquitto)"
+    say "packages: rabbitmq-server $rabbit_ver, mosquitto $mosq_ver"
+
+    say "docker import -> $BASE_IMAGE"
+    tar --numeric-owner --xattrs -C "$ROOTFS" -c . | docker import \
+        -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
+        -c 'CMD ["/bin/bash"]' \
+        -c "LABEL io.mqkit.standin=base io.mqkit.standin.rabbitmq-server=$rabbit_ver io.mqkit.standin.mosquitto=$mosq_ver" \
+        -m "mqkit stand-in base: debootstrap $SUITE minbase + $PACKAGES" \
+        - "$BASE_IMAGE" >/dev/null
+    rm -rf --one-file-system "$ROOTFS"
+    ROOTFS=""
+    say "base image built after $((SECONDS - t0)) s"
+else
+    say "base image $BASE_IMAGE exists; skipping debootstrap"
+fi
+
+build_image() {
+    local tag="$1" dir="$2" t=$SECONDS
+    if need_build "$tag"; then
+        say "docker build -t $tag $dir"
+        DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE=$BASE_IMAGE" \
+            -t "$tag" "$dir" >&2
+        say "$tag built in $((SECONDS - t)) s"
+    else
+        say "image $tag exists; skipping"
+    fi
+}
+build_image "$RABBITMQ_IMAGE" "$HERE/rabbitmq"
+build_image "$MOSQUITTO_IMAGE" "$HERE/mosquitto"
+
+say "done in $((SECONDS - t0)) s"
+docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "$BASE_IMAGE" -e "$RABBITMQ_IMAGE" -e "$MOSQUITTO_IMAGE" >&2 || true
+printf 'MQKIT_STANDIN_BASE_IMAGE=%s\nMQKIT_STANDIN_RABBITMQ_IMAGE=%s\nMQKIT_STANDIN_MOSQUITTO_IMAGE=%s\n' \
+    "$BASE_IMAGE" "$RABBITMQ_IMAGE" "$MOSQUITTO_IMAGE"

@@ -1,0 +1,49 @@
+"""mqkit: real RabbitMQ and Mosquitto brokers for messaging labs in JupyterLab.
+
+Example:
+    >>> import mqkit
+    >>> endpoints = mqkit.start_brokers()   # doctest: +SKIP
+    >>> endpoints.amqp_url                  # doctest: +SKIP
+    'amqp://mqkit:...@127.0.0.1:40123/%2F'
+"""
+
+import logging
+
+from mqkit.brokers.base import Endpoints
+from mqkit.config import Settings
+from mqkit.exceptions import (
+    AuthenticationError,
+    BrokerConnectionError,
+    BrokerStartError,
+    ConfigError,
+    MQKitError,
+)
+from mqkit.launcher import (
+    broker_status,
+    doctor,
+    kill_broker,
+    restart_broker,
+    start_brokers,
+    stop_brokers,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BrokerConnectionError",
+    "BrokerStartError",
+    "ConfigError",
+    "Endpoints",
+    "MQKitError",
+    "Settings",
+    "broker_status",
+    "doctor",
+    "kill_broker",
+    "restart_broker",
+    "start_brokers",
+    "stop_brokers",
+]
+
+# Library code logs, never prints; applications decide where logs go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

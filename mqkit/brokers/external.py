@@ -1,0 +1,89 @@
+"""The external backend: a classroom or cluster broker named by ``MQKIT_*_URL`` variables.
+
+mqkit never starts or stops these brokers; it only checks that they answer.
+"""
+
+from __future__ import annotations
+
+from mqkit.brokers.base import Availability, Backend, BrokerStatus, Endpoints
+from mqkit.brokers.readiness import probe_all
+from mqkit.exceptions import BackendUnavailable, BrokerConnectionError, ConfigError
+from mqkit.urls import parse_amqp_urls, parse_url
+
+
+class ExternalBackend(Backend):
+    """Use brokers someone else runs (``MQKIT_AMQP_URL``, ``MQKIT_MQTT_URL``, ...)."""
+
+    name = "external"
+    manages_brokers = False
+
+    def availability(self) -> Availability:
+        """Available when ``MQKIT_AMQP_URL`` and ``MQKIT_MQTT_URL`` are set and well formed."""
+        if not (self.settings.amqp_url and self.settings.mqtt_url):
+            return Availability(self.name, False, "MQKIT_AMQP_URL and MQKIT_MQTT_URL are not set",
+                                hint="Set them to the classroom broker's URLs, e.g. "
+                                     "MQKIT_AMQP_URL=amqp://user:pass@broker:5672/vhost.")
+        try:
+            self.endpoints()
+        except ConfigError as exc:
+            return Availability(self.name, False, exc.message, hint=exc.hint or "")
+        return Availability(self.name, True, "URLs configured")
+
+    def endpoints(self) -> Endpoints:
+        """The configured endpoints, validated (nothing is contacted).
+
+        Raises:
+            BackendUnavailable: a required URL is missing.
+            ConfigError: a URL is malformed.
+        """
+        settings = self.settings
+        if not (settings.amqp_url and settings.mqtt_url):
+            raise BackendUnavailable(
+                "The external backend needs MQKIT_AMQP_URL and MQKIT_MQTT_URL.",
+                hint="Set both (MQKIT_MANAGEMENT_URL too, if the broker has the management "
+                     "plugin), or choose another backend.")
+        parse_amqp_urls(settings.amqp_url)
+        parse_url(settings.mqtt_url, ("mqtt", "mqtts"), "MQKIT_MQTT_URL")
+        if settings.management_url:
+            parse_url(settings.management_url, ("http", "https"), "MQKIT_MANAGEMENT_URL")
+        return Endpoints(settings.amqp_url, settings.mqtt_url, settings.management_url,
+                         self.name)
+
+    def running(self) -> Endpoints | None:
+        """The endpoints when every configured broker answers, else ``None``."""
+        try:
+            endpoints = self.endpoints()
+            probe_all(endpoints)
+        except (BrokerConnectionError, BackendUnavailable, ConfigError):
+            return None
+        return endpoints
+
+    def start(self) -> Endpoints:
+        """Check that the external brokers answer with the given credentials.
+
+        Raises:
+            AuthenticationError: a broker refused the credentials in its URL.
+            BrokerConnectionError: a broker does not answer.
+        """
+        endpoints = self.endpoints()
+        probe_all(endpoints)
+        return endpoints
+
+    def stop(self) -> list[str]:
+        """Nothing to stop: mqkit does not run external brokers."""
+        return []
+
+    def status(self) -> list[BrokerStatus]:
+        """Whether each configured broker answers."""
+        from mqkit.brokers.readiness import probe_amqp, probe_mqtt
+
+        endpoints = self.endpoints()
+        result = []
+        for name, probe, address in (("rabbitmq", probe_amqp, endpoints.amqp),
+                                     ("mosquitto", probe_mqtt, endpoints.mqtt)):
+            try:
+                probe(address)
+                result.append(BrokerStatus(name, True, f"answers at {address.redacted()}"))
+            except BrokerConnectionError as exc:
+                result.append(BrokerStatus(name, False, exc.message))
+        return result

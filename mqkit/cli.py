@@ -1,0 +1,153 @@
+"""The ``mqkit`` command: up, down, status, doctor, restart, kill, logs, lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mqkit import launcher
+from mqkit.brokers.base import as_dict
+from mqkit.config import BACKENDS
+from mqkit.exceptions import MQKitError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mqkit", description="Real RabbitMQ and Mosquitto brokers for messaging labs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--backend", choices=BACKENDS, default=None,
+                             help="where the brokers come from (default: MQKIT_BACKEND or auto)")
+        return command
+
+    up = add("up", "start both brokers (or reuse running ones) and print their URLs")
+    up.add_argument("--json", action="store_true", help="print one JSON object")
+    add("down", "stop the brokers mqkit started and remove their data")
+    status = add("status", "show which brokers run and where")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    add("doctor", "tell for each backend whether it can run here, and how to fix it")
+    restart = add("restart", "restart a broker mqkit runs (data is kept)")
+    restart.add_argument("broker", nargs="?", default="all",
+                         choices=("rabbitmq", "mosquitto", "all"))
+    kill = add("kill", "kill a broker abruptly (SIGKILL), for fault demonstrations")
+    kill.add_argument("broker", choices=("rabbitmq", "mosquitto"))
+    logs = add("logs", "print the last log lines of a broker")
+    logs.add_argument("broker", choices=("rabbitmq", "mosquitto"))
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    lab = add("lab", "start the brokers and JupyterLab on the labs")
+    lab.add_argument("--dir", default=None, help="folder to open (default: ./labs)")
+    lab.add_argument("--stop-on-exit", action="store_true",
+                     help="stop the brokers when JupyterLab exits")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER,
+                     help="arguments passed on to `jupyter lab`")
+    return parser
+
+
+def _print_endpoints(endpoints: launcher.Endpoints, as_json: bool) -> None:
+    if as_json:
+        print(endpoints.to_json())
+        return
+    print(f"backend:        {endpoints.backend}")
+    print(f"amqp_url:       {endpoints.amqp_url}")
+    print(f"mqtt_url:       {endpoints.mqtt_url}")
+    print(f"management_url: {endpoints.management_url or '(none)'}")
+
+
+def _status(backend: str | None, as_json: bool) -> int:
+    report = launcher.broker_status(backend)
+    endpoints = report["endpoints"]
+    if as_json:
+        print(json.dumps({
+            "backend": report["backend"],
+            "brokers": as_dict(report["brokers"]),
+            "endpoints": endpoints.to_dict() if endpoints else None,
+        }, sort_keys=True))
+    elif report["backend"] is None:
+        print("No brokers: mqkit runs none and no external broker is configured.")
+        print("Start them with `mqkit up`.")
+    else:
+        print(f"backend: {report['backend']}")
+        for status in report["brokers"]:
+            print(f"  {status.broker:<10} {'up' if status.is_running else 'DOWN':<5} "
+                  f"{status.detail}")
+        if endpoints:
+            _print_endpoints(endpoints, False)
+    return 0 if report["backend"] and endpoints else 1
+
+
+def _doctor() -> int:
+    results = launcher.doctor()
+    for result in results:
+        mark = "ok " if result.is_available else "no "
+        print(f"[{mark}] {result.backend:<9} {result.reason}")
+        if not result.is_available and result.hint:
+            print(f"           fix: {result.hint}")
+    if not any(r.is_available for r in results):
+        print("\nNo backend can give you a broker yet: apply one of the fixes above.")
+        return 1
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    folder = Path(args.dir) if args.dir else Path.cwd() / "labs"
+    if not folder.is_dir():
+        print(f"mqkit: error: no labs folder at {folder}.\n"
+              "Hint: run `mqkit lab` from the mqkit checkout, or pass --dir.", file=sys.stderr)
+        return 2
+    endpoints = launcher.start_brokers(args.backend)
+    _print_endpoints(endpoints, False)
+    jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
+    extra = [a for a in args.jupyter_args if a != "--"]
+    print(f"Starting JupyterLab on {folder} (Ctrl-C to stop) ...", flush=True)
+    try:
+        code = subprocess.call([jupyter, "lab", f"--notebook-dir={folder}", *extra],
+                               env=dict(os.environ))
+    except KeyboardInterrupt:
+        code = 0
+    if args.stop_on_exit:
+        launcher.stop_brokers(args.backend)
+        print("Brokers stopped.")
+    else:
+        print(f"JupyterLab has exited. The brokers keep running ({endpoints.backend} backend); "
+              "`mqkit down` stops them.")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mqkit`` command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            _print_endpoints(launcher.start_brokers(args.backend), args.json)
+        elif args.command == "down":
+            stopped = launcher.stop_brokers(args.backend)
+            print(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")
+        elif args.command == "status":
+            return _status(args.backend, args.json)
+        elif args.command == "doctor":
+            return _doctor()
+        elif args.command == "restart":
+            _print_endpoints(launcher.restart_broker(args.broker, args.backend), False)
+        elif args.command == "kill":
+            launcher.kill_broker(args.broker, args.backend)
+            print(f"killed {args.broker}; `mqkit restart {args.broker}` brings it back")
+        elif args.command == "logs":
+            print(launcher.active_backend(args.backend).logs(args.broker, args.lines))
+        elif args.command == "lab":
+            return _lab(args)
+    except MQKitError as exc:
+        print(f"mqkit: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Settings: every ``MQKIT_*`` environment variable, read when called.
+
+Precedence is argument > environment > default. Nothing is read at import time, so a
+notebook or a test can change ``os.environ`` and the next call sees it.
+
+Example:
+    >>> settings = Settings.from_env(backend="process")
+    >>> settings.backend
+    'process'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mqkit.exceptions import ConfigError
+
+BACKENDS = ("auto", "external", "docker", "process")
+DOCKER_NETWORKS = ("bridge", "host")
+
+#: Official images, pinned to exact tags (never ``latest``).
+DEFAULT_RABBITMQ_IMAGE = "rabbitmq:4.1.4-management"
+DEFAULT_MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.22"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One ``MQKIT_*`` variable: its name, default and meaning (the README table)."""
+
+    name: str
+    default: str
+    help: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("MQKIT_BACKEND", "auto", "auto, external, docker or process"),
+    Variable("MQKIT_STATE_DIR", "$XDG_STATE_HOME/mqkit or ~/.local/state/mqkit",
+             "where mqkit keeps credentials, pid files, broker data and logs"),
+    Variable("MQKIT_STARTUP_TIMEOUT", "60", "seconds to wait for both brokers to be ready"),
+    Variable("MQKIT_AMQP_URL", "", "external RabbitMQ, e.g. amqp://user:pass@host:5672/vhost; "
+             "several URLs separated by commas are tried in turn"),
+    Variable("MQKIT_MQTT_URL", "", "external Mosquitto, e.g. mqtt://user:pass@host:1883"),
+    Variable("MQKIT_MANAGEMENT_URL", "",
+             "external RabbitMQ management API, e.g. http://user:pass@host:15672"),
+    Variable("MQKIT_RABBITMQ_IMAGE", DEFAULT_RABBITMQ_IMAGE, "Docker image for RabbitMQ"),
+    Variable("MQKIT_MOSQUITTO_IMAGE", DEFAULT_MOSQUITTO_IMAGE, "Docker image for Mosquitto"),
+    Variable("MQKIT_DOCKER_NETWORK", "bridge",
+             "bridge (ports published on 127.0.0.1) or host (mqkit picks free loopback ports)"),
+    Variable("MQKIT_RABBITMQ_SERVER", "/usr/lib/rabbitmq/bin/rabbitmq-server",
+             "rabbitmq-server script for the process backend"),
+    Variable("MQKIT_MOSQUITTO_BINARY", "mosquitto", "mosquitto binary for the process backend"),
+    Variable("MQKIT_AMQP_PORT", "0", "AMQP port of a started broker; 0 picks a free one"),
+    Variable("MQKIT_MQTT_PORT", "0", "MQTT port of a started broker; 0 picks a free one"),
+    Variable("MQKIT_MANAGEMENT_PORT", "0", "management API port; 0 picks a free one"),
+    Variable("MQKIT_RABBITMQ_MEMORY", "512MiB",
+             "RabbitMQ memory high watermark for started brokers (Binder has 1-2 GB)"),
+)
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(base) / "mqkit"
+
+
+def _port(name: str, value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name}={value!r} is not a port number.",
+                          hint="Use 1-65535, or 0 to let mqkit pick a free port.")
+    return port
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved mqkit settings. Build with :meth:`Settings.from_env`."""
+
+    backend: str = "auto"
+    state_dir: Path = field(default_factory=_default_state_dir)
+    startup_timeout: float = 60.0
+    amqp_url: str = ""
+    mqtt_url: str = ""
+    management_url: str = ""
+    rabbitmq_image: str = DEFAULT_RABBITMQ_IMAGE
+    mosquitto_image: str = DEFAULT_MOSQUITTO_IMAGE
+    docker_network: str = "bridge"
+    rabbitmq_server: str = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+    mosquitto_binary: str = "mosquitto"
+    amqp_port: int = 0
+    mqtt_port: int = 0
+    management_port: int = 0
+    rabbitmq_memory: str = "512MiB"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every ``MQKIT_*`` variable now; keyword arguments win over the environment.
+
+        Args:
+            env: the environment to read (``os.environ`` when omitted).
+            **overrides: field values that take precedence; ``None`` means "not given".
+
+        Raises:
+            ConfigError: a value is invalid (unknown backend, bad number, ...).
+        """
+        env = os.environ if env is None else env
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.",
+                              hint=f"Known settings: {', '.join(sorted(known))}.")
+        raw: dict[str, Any] = {}
+        for name in known:
+            value = overrides.get(name)
+            if value is None:
+                value = env.get(f"MQKIT_{name.upper()}") or None
+            if value is not None:
+                raw[name] = value
+        return cls._validated(raw)
+
+    @classmethod
+    def _validated(cls, raw: dict[str, Any]) -> Settings:
+        values: dict[str, Any] = dict(raw)
+        backend = str(values.get("backend", "auto")).strip().lower()
+        if backend not in BACKENDS:
+            raise ConfigError(f"Unknown backend {backend!r} (from --backend or MQKIT_BACKEND).",
+                              hint=f"Choose one of: {', '.join(BACKENDS)}.")
+        values["backend"] = backend
+        network = str(values.get("docker_network", "bridge")).strip().lower()
+        if network not in DOCKER_NETWORKS:
+            raise ConfigError(f"MQKIT_DOCKER_NETWORK={network!r} is not supported.",
+                              hint="Use 'bridge' (the default) or 'host'.")
+        values["docker_network"] = network
+        if "state_dir" in values:
+            values["state_dir"] = Path(values["state_dir"]).expanduser()
+        if "startup_timeout" in values:
+            try:
+                timeout = float(values["startup_timeout"])
+            except ValueError:
+                timeout = -1.0
+            if timeout <= 0:
+                raise ConfigError(
+                    f"MQKIT_STARTUP_TIMEOUT={values['startup_timeout']!r} is not a positive "
+                    "number of seconds.", hint="For example MQKIT_STARTUP_TIMEOUT=90.")
+            values["startup_timeout"] = timeout
+        for name in ("amqp_port", "mqtt_port", "management_port"):
+            if name in values:
+                values[name] = _port(f"MQKIT_{name.upper()}", str(values[name]))
+        return cls(**values)
+
+    @property
+    def has_external(self) -> bool:
+        """True when an external broker is configured (``MQKIT_AMQP_URL`` is set)."""
+        return bool(self.amqp_url)

@@ -1,0 +1,83 @@
+"""The one exception tree of mqkit.
+
+Every error mqkit raises says what failed, what was seen, and (after ``Hint:``) what to do
+next::
+
+    MQKitError
+    ├── ConfigError (ValueError)            unknown backend, malformed URL, bad MQKIT_* value
+    ├── BackendUnavailable (RuntimeError)   Docker socket absent, broker binary missing
+    │   └── NoBackendError                  ``auto`` found no way to get a broker
+    ├── BrokerStartError (RuntimeError)     a broker could not be started
+    │   ├── PortInUseError                  a requested port is taken
+    │   ├── ImageUnavailable                image missing and cannot be pulled
+    │   ├── BrokerExited                    the broker process/container died while starting
+    │   └── BrokerTimeout (TimeoutError)    not ready within MQKIT_STARTUP_TIMEOUT
+    ├── BrokerNotRunning (RuntimeError)     asked to restart/kill/connect, nothing runs
+    └── BrokerConnectionError (ConnectionError)  a running broker cannot be reached
+        ├── AuthenticationError             wrong user or password
+        └── ConnectionLost                  a connection dropped (e.g. missed heartbeats)
+"""
+
+from __future__ import annotations
+
+
+class MQKitError(Exception):
+    """Base class of every error mqkit raises.
+
+    Args:
+        message: what failed and what was seen.
+        hint: the next step for the reader; appended as ``Hint: ...``.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}\nHint: {hint}")
+
+
+class ConfigError(MQKitError, ValueError):
+    """A setting, argument or URL is invalid."""
+
+
+class BackendUnavailable(MQKitError, RuntimeError):
+    """A backend cannot run on this machine (no Docker engine, no broker binary, ...)."""
+
+
+class NoBackendError(BackendUnavailable):
+    """``auto`` tried every backend and none can provide a broker."""
+
+
+class BrokerStartError(MQKitError, RuntimeError):
+    """A broker could not be started."""
+
+
+class PortInUseError(BrokerStartError):
+    """A port mqkit was asked to use is already taken."""
+
+
+class ImageUnavailable(BrokerStartError):
+    """A Docker image is not present locally and could not be pulled."""
+
+
+class BrokerExited(BrokerStartError):
+    """A broker process or container stopped while mqkit waited for it."""
+
+
+class BrokerTimeout(BrokerStartError, TimeoutError):
+    """A broker did not become ready in time."""
+
+
+class BrokerNotRunning(MQKitError, RuntimeError):
+    """An operation needs a running broker and there is none."""
+
+
+class BrokerConnectionError(MQKitError, ConnectionError):
+    """A broker could not be reached or refused the connection."""
+
+
+class AuthenticationError(BrokerConnectionError):
+    """The broker refused the user name or password."""
+
+
+class ConnectionLost(BrokerConnectionError):
+    """An established connection to a broker was lost."""

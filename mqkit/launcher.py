@@ -1,0 +1,142 @@
+"""Getting brokers: choose a backend, start or reuse brokers, stop them, and diagnose.
+
+Example:
+    >>> import mqkit
+    >>> endpoints = mqkit.start_brokers()          # doctest: +SKIP
+    >>> endpoints.backend                           # doctest: +SKIP
+    'process'
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from mqkit.brokers.base import Availability, Backend, BrokerStatus, Endpoints
+from mqkit.config import Settings
+from mqkit.exceptions import BrokerNotRunning, NoBackendError
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = {
+    "external": "mqkit.brokers.external:ExternalBackend",
+    "docker": "mqkit.brokers.docker:DockerBackend",
+    "process": "mqkit.brokers.process:ProcessBackend",
+}
+#: Backends that mqkit itself runs brokers with, in the order ``auto`` prefers them.
+MANAGED = ("docker", "process")
+
+
+def get_backend(name: str, settings: Settings | None = None) -> Backend:
+    """Instantiate a backend by name (``external``, ``docker`` or ``process``)."""
+    settings = settings or Settings.from_env()
+    module_name, _, class_name = _BACKENDS[name].partition(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(settings)  # type: ignore[no-any-return]
+
+
+def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:
+    """Start RabbitMQ and Mosquitto, or reuse running ones, and return their endpoints.
+
+    With ``backend="auto"`` (the default, or ``MQKIT_BACKEND``): an external broker when
+    ``MQKIT_AMQP_URL`` is set; else brokers mqkit already runs; else Docker when an engine
+    answers; else local processes when the binaries are installed.
+
+    Args:
+        backend: ``auto``, ``external``, ``docker`` or ``process``.
+        **settings: any :class:`~mqkit.config.Settings` field, e.g. ``startup_timeout=120``.
+
+    Raises:
+        NoBackendError: no backend can run here (the message lists why, for each).
+        BrokerStartError: a broker did not start (with its last log lines).
+
+    Example:
+        >>> endpoints = start_brokers()                                   # doctest: +SKIP
+        >>> pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))  # doctest: +SKIP
+    """
+    resolved = Settings.from_env(backend=backend, **settings)
+    if resolved.backend != "auto":
+        return get_backend(resolved.backend, resolved).start()
+    if resolved.has_external:
+        return get_backend("external", resolved).start()
+    for name in ("process", "docker"):
+        chosen = get_backend(name, resolved)
+        if chosen.has_state():
+            endpoints = chosen.running()
+            if endpoints is not None:
+                return endpoints
+    reasons = []
+    for name in MANAGED:
+        chosen = get_backend(name, resolved)
+        availability = chosen.availability()
+        if availability.is_available:
+            log.info("auto: using the %s backend", name)
+            return chosen.start()
+        reasons.append(availability)
+    raise NoBackendError(
+        "No way to get a broker on this machine:\n" + "\n".join(
+            f"  - {a.backend}: {a.reason}. {a.hint}" for a in reasons),
+        hint="Install Docker, or RabbitMQ and Mosquitto (`apt-get install rabbitmq-server "
+             "mosquitto`), or set MQKIT_AMQP_URL and MQKIT_MQTT_URL to a classroom broker.")
+
+
+def stop_brokers(backend: str | None = None, **settings: Any) -> list[str]:
+    """Stop the brokers mqkit started (never external ones); return what was stopped.
+
+    With ``auto`` both the docker and the process backend are asked.
+    """
+    resolved = Settings.from_env(backend=backend, **settings)
+    names = MANAGED if resolved.backend == "auto" else (resolved.backend,)
+    stopped: list[str] = []
+    for name in names:
+        chosen = get_backend(name, resolved)
+        if name == "external" or chosen.has_state():
+            stopped += [f"{name}:{item}" for item in chosen.stop()]
+    return stopped
+
+
+def active_backend(backend: str | None = None, **settings: Any) -> Backend:
+    """The backend whose brokers are in use now (for restart, kill, status and logs).
+
+    Raises:
+        BrokerNotRunning: mqkit runs no brokers and none is configured.
+    """
+    resolved = Settings.from_env(backend=backend, **settings)
+    if resolved.backend != "auto":
+        return get_backend(resolved.backend, resolved)
+    if resolved.has_external:
+        return get_backend("external", resolved)
+    for name in ("process", "docker"):
+        chosen = get_backend(name, resolved)
+        if chosen.has_state():
+            return chosen
+    raise BrokerNotRunning("mqkit runs no brokers.",
+                           hint="Start them with mqkit.start_brokers() or `mqkit up`.")
+
+
+def broker_status(backend: str | None = None, **settings: Any) -> dict[str, Any]:
+    """What runs now: the backend, each broker's state, and the endpoints if all is up."""
+    try:
+        chosen = active_backend(backend, **settings)
+    except BrokerNotRunning:
+        return {"backend": None, "brokers": [], "endpoints": None}
+    statuses: list[BrokerStatus] = chosen.status()
+    endpoints = chosen.running() if all(s.is_running for s in statuses) else None
+    return {"backend": chosen.name, "brokers": statuses, "endpoints": endpoints}
+
+
+def restart_broker(broker: str = "all", backend: str | None = None) -> Endpoints:
+    """Restart ``rabbitmq``, ``mosquitto`` or ``all`` where mqkit runs them (data is kept)."""
+    return active_backend(backend).restart(broker)
+
+
+def kill_broker(broker: str, backend: str | None = None) -> None:
+    """Kill one broker abruptly (SIGKILL), for fault demonstrations."""
+    active_backend(backend).kill(broker)
+
+
+def doctor(**settings: Any) -> list[Availability]:
+    """For each backend: can it run here, and if not, why and how to fix it."""
+    resolved = Settings.from_env(**settings)
+    return [get_backend(name, resolved).availability() for name in ("external", *MANAGED)]

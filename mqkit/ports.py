@@ -1,0 +1,64 @@
+"""Loopback ports: pick free ones, and refuse taken ones with a clear error."""
+
+from __future__ import annotations
+
+import socket
+
+from mqkit.exceptions import PortInUseError
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that is free on ``host`` right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def is_port_free(port: int, host: str = LOOPBACK) -> bool:
+    """True when nothing listens on ``host:port`` and it can be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def is_listening(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def choose_ports(requested: dict[str, int], host: str = LOOPBACK) -> dict[str, int]:
+    """Resolve port requests: ``0`` becomes a free port, others must be free.
+
+    Args:
+        requested: port name (``amqp``, ``mqtt``, ...) -> number, 0 for "any".
+        host: the address the ports are for.
+
+    Raises:
+        PortInUseError: a requested non-zero port is taken.
+    """
+    chosen: dict[str, int] = {}
+    for name, port in requested.items():
+        if port and not is_port_free(port, host):
+            raise PortInUseError(
+                f"The {name} port {host}:{port} is already in use.",
+                hint=f"Stop what listens there (`ss -ltnp 'sport = :{port}'` shows it), or "
+                     f"set MQKIT_{name.upper()}_PORT=0 to let mqkit pick a free port.")
+        chosen[name] = port
+    taken = set(chosen.values())
+    for name, port in chosen.items():
+        if not port:
+            while (port := free_port(host)) in taken:
+                pass
+            chosen[name] = port
+            taken.add(port)
+    return chosen

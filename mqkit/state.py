@@ -1,0 +1,70 @@
+"""The per-user state directory: credentials, pids and broker data, readable by the user only.
+
+Layout: ``STATE_DIR/<backend>/state.json`` plus one folder per broker. Passwords live here,
+so folders are created ``0700`` and files ``0600``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+class StateStore:
+    """Reads and writes one backend's state under the state directory.
+
+    Args:
+        root: the state directory (``Settings.state_dir``).
+        backend: the backend's name; its folder is ``root/backend``.
+    """
+
+    def __init__(self, root: Path, backend: str) -> None:
+        self.root = Path(root)
+        self.dir = self.root / backend
+
+    @property
+    def file(self) -> Path:
+        """The JSON state file."""
+        return self.dir / "state.json"
+
+    def ensure_dir(self, *parts: str) -> Path:
+        """Create (mode 0700) and return a folder inside this backend's state."""
+        for folder in (self.root, self.dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o700)
+        path = self.dir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, or ``None`` when there is none or it is unreadable."""
+        try:
+            data = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Write the state atomically, readable by the user only."""
+        self.ensure_dir()
+        tmp = self.file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+        os.replace(tmp, self.file)
+
+    def write_private(self, path: Path, text: str, mode: int = 0o600) -> Path:
+        """Write a file with ``mode`` (0600 unless a container user must read it)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        path.chmod(mode)
+        return path
+
+    def clear(self) -> None:
+        """Remove this backend's whole state folder."""
+        shutil.rmtree(self.dir, ignore_errors=True)
