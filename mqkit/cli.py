@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="stop the brokers when JupyterLab exits")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER,
                      help="arguments passed on to `jupyter lab`")
+    build = sub.add_parser("build-labs", help="generate student and solution notebooks from "
+                           "labs/_src", description="Generate labs/NN-*.ipynb (student) and "
+                           "labs/solutions/NN-*.ipynb from the sources in labs/_src.")
+    build.add_argument("--labs", default="labs", help="the labs folder (default: ./labs)")
+    build.add_argument("--check", action="store_true",
+                       help="write nothing; exit 1 when a notebook differs from its source")
     return parser
 
 
@@ -143,6 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(launcher.active_backend(args.backend).logs(args.broker, args.lines))
         elif args.command == "lab":
             return _lab(args)
+        elif args.command == "build-labs":
+            from mqkit.authoring import build_labs
+
+            drifted = build_labs(Path(args.labs), check=args.check)
+            for path in drifted:
+                print(f"{'differs from its source' if args.check else 'written'}: {path}")
+            return 1 if args.check and drifted else 0
     except MQKitError as exc:
         print(f"mqkit: error: {exc}", file=sys.stderr)
         return 1

@@ -13,11 +13,16 @@ ruff check mqkit tests benchmarks
 echo "== docker engine and broker images"
 # A Docker Engine (started here when we are root and none runs) and broker images: the
 # official ones where a registry answers, locally built stand-ins where none does.
-if bash scripts/docker-engine.sh; then
+if bash scripts/docker-engine.sh >&2; then
   eval "$(bash scripts/broker-images.sh)"
 else
   echo "no Docker engine: docker-backend tests will skip (or fail in CI)"
 fi
 
-echo "== tests"
+echo "== labs: generated notebooks match their sources"
+if [ -d labs/_src ]; then
+  mqkit build-labs --check
+fi
+
+echo "== tests (unit, integration, docker, labs under nbval)"
 exec python -m pytest "$@"

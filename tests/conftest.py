@@ -25,3 +25,27 @@ def _clean_mqkit_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("MQKIT_") and not name.startswith("MQKIT_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def broker_state_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A state directory of its own for the session's shared brokers."""
+    return tmp_path_factory.mktemp("mqkit-state")
+
+
+@pytest.fixture(scope="session")
+def brokers(broker_state_dir):
+    """Real RabbitMQ and Mosquitto started through mqkit (process backend) for the session.
+
+    Shared by many tests: do not restart or kill them (start your own for that), and use
+    unique queue, exchange and topic names.
+    """
+    from mqkit.brokers.process import ProcessBackend
+    from mqkit.config import Settings
+
+    backend = ProcessBackend(Settings.from_env(env={}, state_dir=broker_state_dir))
+    require(backend.availability().is_available,
+            f"process backend: {backend.availability().reason}")
+    endpoints = backend.start()
+    yield endpoints
+    backend.stop()
