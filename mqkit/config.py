@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -148,6 +149,15 @@ class Settings:
                     f"MQKIT_STARTUP_TIMEOUT={values['startup_timeout']!r} is not a positive "
                     "number of seconds.", hint="For example MQKIT_STARTUP_TIMEOUT=90.")
             values["startup_timeout"] = timeout
+        if "rabbitmq_memory" in values:
+            memory = str(values["rabbitmq_memory"]).strip()
+            # RabbitMQ silently falls back to 40% of the host's memory on a value it cannot
+            # parse: on Binder that is far more than the session has.
+            if not re.fullmatch(r"\d+(\.\d+)?\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?", memory):
+                raise ConfigError(
+                    f"MQKIT_RABBITMQ_MEMORY={memory!r} is not an amount of memory.",
+                    hint="Use an absolute amount such as 512MiB or 1GB.")
+            values["rabbitmq_memory"] = memory
         for name in ("amqp_port", "mqtt_port", "management_port"):
             if name in values:
                 values[name] = _port(f"MQKIT_{name.upper()}", str(values[name]))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
@@ -114,9 +115,4 @@ def http_url(host: str, port: int, username: str, password: str) -> str:
 
 def _redact(url: str) -> str:
     """Hide a password in a URL that may not even parse."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    userinfo, _, hostpart = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}"
+    return re.sub(r":[^:@/]+@", ":***@", url)

@@ -11,7 +11,8 @@ def test_defaults_without_environment():
     assert settings.backend == "auto"
     assert settings.startup_timeout == 60.0
     assert settings.rabbitmq_image == DEFAULT_RABBITMQ_IMAGE
-    assert ":" in settings.rabbitmq_image and not settings.rabbitmq_image.endswith(":latest")
+    assert ":" in settings.rabbitmq_image
+    assert not settings.rabbitmq_image.endswith(":latest")
     assert settings.state_dir.name == "mqkit"
 
 

@@ -1,6 +1,8 @@
 import base64
 import hashlib
 
+import pytest
+
 from mqkit.brokers.specs import RABBITMQ, SPECS, mosquitto_password_line, new_password, render
 from mqkit.exceptions import MQKitError, PortInUseError
 from mqkit.ports import choose_ports, free_port, is_port_free
@@ -42,14 +44,11 @@ def test_port_in_use_is_refused_with_a_hint():
         sock.listen()
         port = sock.getsockname()[1]
         assert not is_port_free(port)
-        try:
+        with pytest.raises(PortInUseError) as info:
             choose_ports({"amqp": port})
-        except PortInUseError as exc:
-            assert f"127.0.0.1:{port}" in str(exc)
-            assert "MQKIT_AMQP_PORT=0" in str(exc)
-            assert isinstance(exc, MQKitError)
-        else:
-            raise AssertionError("a taken port was accepted")
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "MQKIT_AMQP_PORT=0" in str(info.value)
+    assert isinstance(info.value, MQKitError)
 
 
 def test_free_ports_are_distinct():

@@ -1,0 +1,222 @@
+"""AMQP checks: they look at the real RabbitMQ through a fresh connection of their own.
+
+Queue existence and message counts come from a passive ``queue.declare`` (exact and
+immediate); queue properties (durable, type) and message properties come from the management
+API, whose queue records are immediate (only its statistics lag). Counts are re-read for up
+to :data:`SETTLE_TIMEOUT` seconds until they match, because a message published on another
+connection without confirms may still be on its way when the check starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mqkit.brokers.base import Endpoints
+from mqkit.grading.registry import Check, NotYet, register
+
+#: Seconds a check waits for a count to reach the wanted value before it says "not yet".
+SETTLE_TIMEOUT = 2.0
+_POLL = 0.1
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """A queue as a passive declare sees it (``None`` counts: exclusive to another client)."""
+
+    name: str
+    messages: int | None
+    consumers: int | None
+    is_locked: bool = False
+
+
+@contextlib.contextmanager
+def _channel(endpoints: Endpoints) -> Iterator[Any]:
+    import pika
+
+    params = pika.URLParameters(endpoints.amqp_url.split(",")[0])
+    params.connection_attempts = 1
+    params.socket_timeout = params.stack_timeout = 5
+    connection = pika.BlockingConnection(params)
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def queue_state(endpoints: Endpoints, queue: str) -> QueueState | None:
+    """The queue's ready-message and consumer counts, or ``None`` when it does not exist."""
+    import pika.exceptions
+
+    with _channel(endpoints) as channel:
+        try:
+            ok = channel.queue_declare(queue=queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return None
+            if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection's exclusive queue
+                return QueueState(queue, None, None, is_locked=True)
+            raise
+    return QueueState(queue, ok.method.message_count, ok.method.consumer_count)
+
+
+def management_json(endpoints: Endpoints, path: str, body: dict[str, Any] | None = None) -> Any:
+    """GET (or POST ``body`` to) ``/api/<path>`` of the management API; return parsed JSON.
+
+    Raises:
+        NotYet: a 404 (the object does not exist).
+        RuntimeError: the endpoints have no management API.
+    """
+    import urllib.error
+
+    address = endpoints.management
+    if address is None:
+        raise RuntimeError("this check needs the RabbitMQ management API, and the broker "
+                           "offers none")
+    url = f"{address.scheme}://{address.host}:{address.port}/api/{path}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    token = base64.b64encode(f"{address.username}:{address.password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise NotYet(f"{path.rsplit('/', 1)[-1]!r} does not exist") from None
+        raise
+
+
+def _queue_path(endpoints: Endpoints, queue: str) -> str:
+    vhost = endpoints.amqp.vhost or "/"
+    return f"queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(queue, safe='')}"
+
+
+def _settle(read: Callable[[], T], is_done: Callable[[T], bool]) -> T:
+    """Re-read state until ``is_done`` or :data:`SETTLE_TIMEOUT`; return the last reading."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    value = read()
+    while not is_done(value) and time.monotonic() < deadline:
+        time.sleep(_POLL)
+        value = read()
+    return value
+
+
+# -- check functions (reusable with other queue names) ---------------------------------
+
+
+def brokers_reachable(endpoints: Endpoints) -> str:
+    """RabbitMQ accepts the AMQP URL's credentials; the management API and Mosquitto answer."""
+    from mqkit.brokers.readiness import probe_amqp, probe_management, probe_mqtt
+    from mqkit.exceptions import BrokerConnectionError
+
+    try:
+        probe_amqp(endpoints.amqp)
+        if endpoints.management is not None:
+            probe_management(endpoints.management)
+        probe_mqtt(endpoints.mqtt)
+    except BrokerConnectionError as exc:
+        raise NotYet(exc.message) from None
+    return "RabbitMQ, its management API and Mosquitto all answer"
+
+
+def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> str:
+    """The queue exists and holds at least ``at_least`` ready messages."""
+    state = _settle(lambda: queue_state(endpoints, queue),
+                    lambda s: s is not None and (s.messages or 0) >= at_least)
+    if state is None:
+        raise NotYet(f"there is no queue {queue!r}")
+    if state.is_locked:
+        raise NotYet(f"queue {queue!r} is exclusive to another connection")
+    if (state.messages or 0) < at_least:
+        raise NotYet(f"queue {queue!r} holds {state.messages} message(s), expected at least "
+                     f"{at_least}")
+    return f"queue {queue!r} holds {_plural(state.messages or 0, 'message')}"
+
+
+def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = None) -> str:
+    """The queue exists, is durable, not exclusive, and (optionally) of ``queue_type``."""
+    info = management_json(endpoints, _queue_path(endpoints, queue))
+    kind = info.get("type", "classic")
+    if not info.get("durable"):
+        raise NotYet(f"queue {queue!r} exists but is not durable")
+    if info.get("exclusive") or info.get("auto_delete"):
+        raise NotYet(f"queue {queue!r} is durable but exclusive or auto-delete: it will not "
+                     "outlive its connection")
+    if queue_type and kind != queue_type:
+        raise NotYet(f"queue {queue!r} is a {kind} queue, not a {queue_type} queue")
+    return f"queue {queue!r} is a durable {kind} queue"
+
+
+def persistent_message(endpoints: Endpoints, queue: str) -> str:
+    """The queue holds a message published with ``delivery_mode=2`` (it is put back)."""
+    queue_has_messages(endpoints, queue)
+    # ack_requeue_true: the message is looked at and put back, as a peek.
+    messages = management_json(endpoints, _queue_path(endpoints, queue) + "/get", {
+        "count": 10, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 200})
+    persistent = [m for m in messages if m.get("properties", {}).get("delivery_mode") == 2]
+    if not persistent:
+        raise NotYet(f"queue {queue!r} holds no persistent message (delivery_mode=2)")
+    return f"queue {queue!r} holds a persistent message"
+
+
+def all_acked(endpoints: Endpoints, queue: str) -> str:
+    """The queue exists, no message waits in it, and no consumer holds one unacknowledged."""
+    state = _settle(lambda: queue_state(endpoints, queue),
+                    lambda s: s is not None and s.messages == 0 and s.consumers == 0)
+    if state is None:
+        raise NotYet(f"there is no queue {queue!r}")
+    if state.is_locked:
+        raise NotYet(f"queue {queue!r} is exclusive to another connection")
+    if state.consumers:
+        raise NotYet(f"queue {queue!r} still has {_plural(state.consumers, 'consumer')}: close "
+                     "the channel when you are done")
+    if state.messages:
+        raise NotYet(f"{_plural(state.messages, 'message')} went back to queue {queue!r}")
+    return f"queue {queue!r} is empty: every message was acknowledged"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# -- the checks of labs 00-03 ----------------------------------------------------------
+
+register(Check(
+    "00.brokers-reachable", "00", "the brokers answer",
+    "Run the cell with mqkit.start_brokers() first; `mqkit doctor` tells what is missing.",
+    brokers_reachable))
+register(Check(
+    "01.own-connection", "01", "a message published over your own connection",
+    "Open a BlockingConnection from pika.URLParameters(endpoints.amqp_url), declare the queue "
+    "on a channel, publish one message to it, then close the connection.",
+    queue_has_messages, params={"queue": "lab01.hello"}))
+register(Check(
+    "02.durable-queue", "02", "a durable queue",
+    "Declare the queue with channel.queue_declare(queue=..., durable=True).",
+    durable_queue, params={"queue": "lab02.orders"}))
+register(Check(
+    "02.quorum-queue", "02", "a quorum queue",
+    "Quorum queues are always durable: queue_declare(queue=..., durable=True, "
+    "arguments={'x-queue-type': 'quorum'}).",
+    durable_queue, params={"queue": "lab02.quorum", "queue_type": "quorum"}))
+register(Check(
+    "02.survives-restart", "02", "a persistent message survives a restart",
+    "Publish to the durable queue with properties=pika.BasicProperties(delivery_mode=2) "
+    "before the broker restarts.",
+    persistent_message, points=2, params={"queue": "lab02.orders"}))
+register(Check(
+    "03.all-acked", "03", "every task acknowledged",
+    "Consume with auto_ack=False and call ch.basic_ack(delivery_tag=method.delivery_tag) "
+    "for each message before the channel closes.",
+    all_acked, points=2, params={"queue": "lab03.tasks"}))
