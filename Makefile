@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lab: venv
+	bash scripts/ensure-brokers.sh
 	$(VENV)/bin/mqkit lab
 
 test: venv
+	bash scripts/ensure-brokers.sh
 	VENV=$(VENV) bash scripts/test.sh

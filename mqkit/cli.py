@@ -86,6 +86,8 @@ def _status(backend: str | None, as_json: bool) -> int:
                   f"{status.detail}")
         if endpoints:
             _print_endpoints(endpoints, False)
+        else:
+            print("Not all brokers run: `mqkit up` starts (or revives) them.")
     return 0 if report["backend"] and endpoints else 1
 
 
