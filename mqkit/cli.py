@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -132,6 +133,12 @@ def _lab(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mqkit`` command line; return the exit code."""
     args = _parser().parse_args(argv)
+    # Progress (image pulls, broker starts) goes to stderr, so `--json` output stays clean.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mqkit: %(message)s"))
+    package_logger = logging.getLogger("mqkit")
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
     try:
         if args.command == "up":
             _print_endpoints(launcher.start_brokers(args.backend), args.json)

@@ -168,7 +168,9 @@ def wait_until_ready(
     while True:
         try:
             probe()
-            return time.monotonic() - start
+            elapsed = time.monotonic() - start
+            log.debug("%s (%s backend) answered after %.1f s", what, backend, elapsed)
+            return elapsed
         except AuthenticationError:
             raise
         except BrokerConnectionError as exc:
