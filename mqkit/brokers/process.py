@@ -308,6 +308,8 @@ class ProcessBackend(Backend):
         return [binaries["rabbitmq-server"]], env
 
     def _launch(self, broker: str, state: dict[str, Any]) -> int:
+        for pid in list(_CHILDREN):  # reap brokers that ended since (no zombies linger)
+            _reap(pid)
         command, env = self._command(broker, state)
         folder = self.store.ensure_dir("rabbitmq" if broker == "epmd" else broker)
         stdout_name = "epmd.log" if broker == "epmd" else "stdout.log"
