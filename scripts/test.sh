@@ -19,6 +19,14 @@ else
   echo "no Docker engine: docker-backend tests will skip (or fail in CI)"
 fi
 
+echo "== docker compose (validates the compose files)"
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 \
+   && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null 2>&1; } \
+    || echo "could not install docker-compose; compose validation will skip (or fail in CI)"
+fi
+
 echo "== labs: generated notebooks match their sources"
 if [ -d labs/_src ]; then
   mqkit build-labs --check
