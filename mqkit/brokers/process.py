@@ -381,6 +381,7 @@ def _alive(pid: int | None, marker: str) -> bool:
     if proc.exists():
         try:
             if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                _reap(pid)  # it may have died since the reap above
                 return False
             return marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
                 errors="replace")
