@@ -12,12 +12,13 @@ The conventions (documented for instructors in ``labs/_src/README.md``):
   placeholder such as ``answer = None``).
 * **Solution cells.** A cell tagged ``solution`` is replaced as a whole (code: ``# YOUR CODE
   HERE``; markdown: an answer prompt).
-* **Expected outputs.** A code cell may end with a comment block that starts with
-  ``# Expected output:`` (both notebooks), ``# Expected output (solution):`` or ``# Expected
-  output (student):``. The block is removed from the code and stored as the cell's stdout in
-  the matching notebook, with an execution count, so ``pytest --nbval`` compares it (after
-  ``labs/nbval-sanitize.cfg``). Cells without one are stored unexecuted: nbval only checks
-  that they run without error.
+* **Expected outputs.** A code cell may end with comment blocks that start with
+  ``# Expected output:`` (what the cell prints) or ``# Expected result:`` (how its last
+  expression displays, e.g. a self-check verdict), each optionally narrowed to one notebook:
+  ``# Expected output (solution):``, ``# Expected result (student):``. The blocks are removed
+  from the code and stored as the cell's outputs in the matching notebook, with an execution
+  count, so ``pytest --nbval`` compares them (after ``labs/nbval-sanitize.cfg``). Cells
+  without one are stored unexecuted: nbval only checks that they run without error.
 
 Generated notebooks are deterministic (no timestamps, sorted keys, cell ids from positions,
 kernelspec ``python3``), so ``build_labs(check=True)`` detects drift exactly.
@@ -45,7 +46,7 @@ STUDENT_PLACEHOLDER = "# YOUR CODE HERE"
 MARKDOWN_PLACEHOLDER = "*Your answer here.*"
 #: Lab sources are named like ``03-publish-consume.py``.
 SOURCE_PATTERN = re.compile(r"^\d\d-[a-z0-9][a-z0-9-]*\.py$")
-_EXPECTED = re.compile(r"^# Expected output(?: \((solution|student)\))?:\s*$")
+_EXPECTED = re.compile(r"^# Expected (output|result)(?: \((solution|student)\))?:\s*$")
 VARIANTS = ("student", "solution")
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -153,10 +154,16 @@ def _code_cell(cell: Any, variant: str, cell_id: str, number: int, name: str) ->
         code = strip_solutions(code, variant, where=f"{name} cell {cell_id}")
     new = nbformat.v4.new_code_cell(code, id=cell_id)
     _set_tags(new, _variant_tags(tags, variant, is_exercise))
-    expected = outputs.get(variant)
-    if expected is not None:
+    expected = outputs.get(variant, {})
+    if expected:
         new.execution_count = number
-        new.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected)]
+    if "output" in expected:
+        new.outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                  text=expected["output"]))
+    if "result" in expected:
+        new.outputs.append(nbformat.v4.new_output(
+            "execute_result", data={"text/plain": expected["result"].rstrip("\n")},
+            execution_count=number))
     return new
 
 
@@ -173,37 +180,45 @@ def _set_tags(cell: Any, tags: list[str]) -> None:
         cell.metadata["tags"] = tags
 
 
-def split_expected_output(code: str, where: str = "cell") -> tuple[str, dict[str, str]]:
-    """Split a cell's trailing ``# Expected output`` blocks from its code.
+def split_expected_output(
+    code: str, where: str = "cell"
+) -> tuple[str, dict[str, dict[str, str]]]:
+    """Split a cell's trailing ``# Expected output`` / ``# Expected result`` blocks from its code.
 
     Returns:
-        The code without the blocks, and the expected stdout per variant.
+        The code without the blocks, and per variant the expected ``output`` (stdout) and
+        ``result`` (the last expression's text), each ending with a newline.
 
     Raises:
-        ValueError: a line after an ``# Expected output`` marker is not a comment.
+        ValueError: a line after a marker is not a comment, or a block is given twice.
     """
     lines = code.split("\n")
     start = next((i for i, line in enumerate(lines) if _EXPECTED.match(line)), None)
     if start is None:
         return code, {}
-    outputs: dict[str, list[str]] = {}
-    targets: tuple[str, ...] = ()
+    blocks: dict[tuple[str, str], list[str]] = {}
+    targets: list[tuple[str, str]] = []
     for line in lines[start:]:
         marker = _EXPECTED.match(line)
         if marker:
-            targets = (marker.group(1),) if marker.group(1) else VARIANTS
-            for variant in targets:
-                if variant in outputs:
-                    raise ValueError(f"{where}: two expected outputs for the {variant} notebook")
-                outputs[variant] = []
+            kind, only = marker.groups()
+            targets = [(variant, kind) for variant in ((only,) if only else VARIANTS)]
+            for target in targets:
+                if target in blocks:
+                    raise ValueError(f"{where}: two expected {kind}s for the {target[0]} "
+                                     "notebook")
+                blocks[target] = []
         elif line == "#" or line.startswith("# "):
-            for variant in targets:
-                outputs[variant].append(line[2:])
+            for target in targets:
+                blocks[target].append(line[2:])
         else:
             raise ValueError(f"{where}: expected-output blocks must end the cell and hold only "
                              f"'# ' comment lines, found {line!r}")
     body = "\n".join(lines[:start]).rstrip("\n")
-    return body, {v: "\n".join(text).rstrip("\n") + "\n" for v, text in outputs.items()}
+    expected: dict[str, dict[str, str]] = {}
+    for (variant, kind), text in blocks.items():
+        expected.setdefault(variant, {})[kind] = "\n".join(text).rstrip("\n") + "\n"
+    return body, expected
 
 
 def strip_solutions(code: str, variant: str, where: str = "cell") -> str:

@@ -1,7 +1,8 @@
 """Self-checks and grading: checks of real broker state, with results that never raise.
 
-In a notebook, :func:`self_check` prints one line (``✔ passed …`` or ``✘ not yet … Hint: …``);
-an autograder calls :meth:`Check.assert_passed` or :meth:`Check.run` on the same checks.
+In a notebook, :func:`self_check` returns a result that shows as one line (``✔ passed …``
+or ``✘ not yet … Hint: …``); an autograder calls :meth:`Check.assert_passed` or
+:meth:`Check.run` on the same checks.
 
 Example:
     >>> from mqkit.grading import self_check

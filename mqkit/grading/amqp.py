@@ -139,13 +139,15 @@ def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> s
     if state.is_locked:
         raise NotYet(f"queue {queue!r} is exclusive to another connection")
     if (state.messages or 0) < at_least:
-        raise NotYet(f"queue {queue!r} holds {state.messages} message(s), expected at least "
-                     f"{at_least}")
+        raise NotYet(f"queue {queue!r} holds {_plural(state.messages or 0, 'message')}, "
+                     f"expected at least {at_least}")
     return f"queue {queue!r} holds {_plural(state.messages or 0, 'message')}"
 
 
 def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = None) -> str:
     """The queue exists, is durable, not exclusive, and (optionally) of ``queue_type``."""
+    if queue_state(endpoints, queue) is None:
+        raise NotYet(f"there is no queue {queue!r}")
     info = management_json(endpoints, _queue_path(endpoints, queue))
     kind = info.get("type", "classic")
     if not info.get("durable"):
@@ -164,7 +166,10 @@ def persistent_message(endpoints: Endpoints, queue: str) -> str:
     # ack_requeue_true: the message is looked at and put back, as a peek.
     messages = management_json(endpoints, _queue_path(endpoints, queue) + "/get", {
         "count": 10, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 200})
-    persistent = [m for m in messages if m.get("properties", {}).get("delivery_mode") == 2]
+    # A message without properties has "properties": [] (an empty Erlang list), not {}.
+    persistent = [m for m in messages
+                  if isinstance(m.get("properties"), dict)
+                  and m["properties"].get("delivery_mode") == 2]
     if not persistent:
         raise NotYet(f"queue {queue!r} holds no persistent message (delivery_mode=2)")
     return f"queue {queue!r} holds a persistent message"

@@ -52,7 +52,7 @@ class Status(enum.StrEnum):
 _MARKS = {Status.PASSED: "✔ passed", Status.FAILED: "✘ not yet", Status.ERROR: "⚠ could not check"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CheckResult:
     """What one check found.
 
@@ -88,6 +88,10 @@ class CheckResult:
                 "hint": self.hint, "points": self.points, "max_points": self.max_points}
 
     def __str__(self) -> str:
+        return self.line()
+
+    def __repr__(self) -> str:
+        # What a notebook shows for a self-check cell: the one readable line.
         return self.line()
 
 
@@ -136,11 +140,13 @@ class Check:
             raise CheckFailed(result)
         return result
 
-    def self_check(self, endpoints: Endpoints, **params: Any) -> None:
-        """Run the check and print its one-line result (for notebook cells); never raises."""
-        # The one place mqkit prints: a self-check cell exists to show this line, it must
-        # show even as a cell's non-final statement, and nbval compares it as stdout.
-        print(self.run(endpoints, **params).line())  # noqa: T201
+    def self_check(self, endpoints: Endpoints, **params: Any) -> CheckResult:
+        """Run the check for a notebook cell; never raises.
+
+        The result displays as its one line (``✔ passed …`` / ``✘ not yet … Hint: …``) when
+        it is the cell's last expression, so nothing is printed from library code.
+        """
+        return self.run(endpoints, **params)
 
 
 def _describe(exc: Exception) -> str:
@@ -192,16 +198,18 @@ def get_check(check_id: str) -> Check:
         raise KeyError(f"no check {check_id!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def self_check(check: str | Check, endpoints: Endpoints, **params: Any) -> None:
-    """Run a check by id (or object) and print its one-line result; never raises.
+def self_check(check: str | Check, endpoints: Endpoints, **params: Any) -> CheckResult:
+    """Run a check by id (or object) for a notebook cell; never raises.
+
+    Put it last in its cell: the notebook then shows the result's one line.
 
     Example:
         >>> self_check("02.durable-queue", endpoints)   # doctest: +SKIP
-        ✔ passed  02.durable-queue: queue 'lab02.orders' is durable
+        ✔ passed  02.durable-queue: queue 'lab02.orders' is a durable classic queue
     """
     try:
         found = get_check(check) if isinstance(check, str) else check
     except KeyError as exc:
-        print(f"{_MARKS[Status.ERROR]}  {check}: {exc.args[0]}")  # noqa: T201 - see Check.self_check
-        return
-    found.self_check(endpoints, **params)
+        return CheckResult(str(check), Status.ERROR, exc.args[0],
+                           "Check the id in the self-check cell.", 0, 0)
+    return found.self_check(endpoints, **params)

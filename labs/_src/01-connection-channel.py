@@ -1,0 +1,205 @@
+# %% [markdown]
+# # Lab 01 — Connection and channel
+#
+# **Learning goals**
+#
+# - open a connection to RabbitMQ with `pika.BlockingConnection`, from a URL
+#   (`URLParameters`) or from parts (`ConnectionParameters`);
+# - use channels as lightweight connections inside one TCP connection, several at once;
+# - close channels and connections cleanly;
+# - read what a wrong password or a wrong port gives you.
+#
+# **Estimated time:** 20 minutes.
+
+# %%
+import pika
+import pika.exceptions
+
+import mqkit
+from mqkit.grading import self_check
+
+endpoints = mqkit.start_brokers()
+
+# %% [markdown]
+# ## A connection from a URL
+#
+# An AMQP URL holds everything a client needs: `amqp://user:password@host:port/vhost`.
+# `pika.URLParameters` reads it; `pika.BlockingConnection` opens the TCP connection, logs in
+# and returns once the broker has said yes.
+
+# %%
+parameters = pika.URLParameters(endpoints.amqp_url)
+connection = pika.BlockingConnection(parameters)
+print("connection open:", connection.is_open)
+# Expected output:
+# connection open: True
+
+# %% [markdown]
+# ## The same connection from its parts
+#
+# `ConnectionParameters` takes host, port, virtual host and credentials one by one: handy
+# when they come from separate settings. `endpoints.amqp` has the parts of the URL.
+
+# %%
+amqp = endpoints.amqp
+explicit = pika.ConnectionParameters(
+    host=amqp.host,
+    port=amqp.port,
+    virtual_host=amqp.vhost,
+    credentials=pika.PlainCredentials(amqp.username, amqp.password),
+)
+second_connection = pika.BlockingConnection(explicit)
+print("second connection open:", second_connection.is_open)
+second_connection.close()
+print("second connection closed:", second_connection.is_closed)
+# Expected output:
+# second connection open: True
+# second connection closed: True
+
+# %% [markdown]
+# ## Channels: lightweight connections
+#
+# Opening a TCP connection costs several round trips, a login and broker memory. An AMQP
+# connection therefore carries many *channels*: every publish, consume or declare happens on
+# a channel, and each channel has its own number within the connection.
+
+# %%
+channel = connection.channel()
+other_channel = connection.channel()
+print("channel numbers:", channel.channel_number, other_channel.channel_number)
+# Expected output:
+# channel numbers: 1 2
+
+# %% [markdown]
+# A channel error closes only that channel. Here we ask (with `passive=True`, "only check")
+# for a queue that does not exist: the broker closes the channel with code 404, and the
+# connection and the other channel carry on.
+
+# %%
+try:
+    other_channel.queue_declare(queue="lab01.does-not-exist", passive=True)
+except pika.exceptions.ChannelClosedByBroker as error:
+    print("channel closed by the broker:", error.reply_code, error.reply_text)
+print("other channel closed:", other_channel.is_closed)
+print("first channel still open:", channel.is_open)
+print("connection still open:", connection.is_open)
+# Expected output:
+# channel closed by the broker: 404 NOT_FOUND - no queue 'lab01.does-not-exist' in vhost '/'
+# other channel closed: True
+# first channel still open: True
+# connection still open: True
+
+# %% [markdown]
+# ## Closing
+#
+# Close channels you no longer need, and the connection when you are done: the broker then
+# frees its resources at once instead of waiting for a missed heartbeat. A `with` block
+# closes the connection for you, even when the code inside raises.
+
+# %%
+channel.close()
+connection.close()
+print("closed:", channel.is_closed, connection.is_closed)
+
+with pika.BlockingConnection(parameters) as short_lived:
+    short_lived.channel().queue_declare(queue="", exclusive=True)
+print("closed by the with block:", short_lived.is_closed)
+# Expected output:
+# closed: True True
+# closed by the with block: True
+
+# %% [markdown]
+# ## When the connection fails
+#
+# A wrong password: RabbitMQ refuses the login and pika raises
+# `ProbableAuthenticationError` ("probable", because the broker closes the socket without
+# saying why, on purpose).
+
+# %%
+wrong_password = pika.ConnectionParameters(
+    host=amqp.host,
+    port=amqp.port,
+    virtual_host=amqp.vhost,
+    credentials=pika.PlainCredentials(amqp.username, "not-the-password"),
+    connection_attempts=1,
+)
+try:
+    pika.BlockingConnection(wrong_password)
+except pika.exceptions.ProbableAuthenticationError as error:
+    print("refused:", type(error).__name__)
+    print("is it a connection error?", isinstance(error, pika.exceptions.AMQPConnectionError))
+# Expected output:
+# refused: ProbableAuthenticationError
+# is it a connection error? True
+
+# %% [markdown]
+# A wrong port: nothing listens there, so the operating system refuses the TCP connection
+# and pika raises `AMQPConnectionError` (port 1 is never a broker).
+
+# %%
+wrong_port = pika.ConnectionParameters(host=amqp.host, port=1, connection_attempts=1)
+try:
+    pika.BlockingConnection(wrong_port)
+except pika.exceptions.AMQPConnectionError as error:
+    print("no connection:", type(error).__name__)
+# Expected output:
+# no connection: AMQPConnectionError
+
+# %% [markdown]
+# mqkit's readiness probe turns both into an explained error: what failed, where, and a
+# `Hint:` with the next step.
+
+# %%
+from dataclasses import replace
+
+from mqkit.brokers.readiness import probe_amqp
+
+for address in (replace(amqp, password="not-the-password"), replace(amqp, port=1)):
+    try:
+        probe_amqp(address)
+    except mqkit.BrokerConnectionError as error:
+        print(type(error).__name__, "—", error.hint)
+# Expected output:
+# AuthenticationError — Check the user name, password and vhost in the AMQP URL (mqkit status shows the URL of brokers mqkit started).
+# BrokerConnectionError — Is the broker running? Try `mqkit status`.
+
+# %% [markdown]
+# ## Exercise: your own connection
+#
+# Open a connection from `endpoints.amqp_url`, open a channel on it, declare the durable
+# queue `lab01.hello` and publish one message to it through the default exchange
+# (`exchange=""`, `routing_key="lab01.hello"`). Close the connection at the end.
+
+# %%
+# Start clean: remove the queue a previous run of this lab left behind.
+with pika.BlockingConnection(parameters) as cleanup:
+    cleanup.channel().queue_delete(queue="lab01.hello")
+
+# %%
+### BEGIN SOLUTION
+my_connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+my_channel = my_connection.channel()
+my_channel.queue_declare(queue="lab01.hello", durable=True)
+my_channel.basic_publish(exchange="", routing_key="lab01.hello", body="hello from lab 01")
+my_connection.close()
+### END SOLUTION
+
+# %%
+self_check("01.own-connection", endpoints)
+# Expected result (solution):
+# ✔ passed  01.own-connection: queue 'lab01.hello' holds 1 message
+# Expected result (student):
+# ✘ not yet  01.own-connection: there is no queue 'lab01.hello' Hint: Open a BlockingConnection from pika.URLParameters(endpoints.amqp_url), declare the queue on a channel, publish one message to it, then close the connection.
+
+# %% [markdown]
+# ## Summary
+#
+# - `pika.BlockingConnection(pika.URLParameters(url))` opens an authenticated connection;
+#   `ConnectionParameters` does the same from separate parts.
+# - Work happens on channels: many per connection, numbered, cheap; an error closes the
+#   channel, not the connection.
+# - Close what you open (or use `with`).
+# - A wrong password gives `ProbableAuthenticationError`, a wrong port
+#   `AMQPConnectionError`; both are `AMQPConnectionError`s.
+#
+# Next: **lab 02**, queues and durability.

@@ -1,0 +1,312 @@
+# %% [markdown]
+# # Lab 02 — Queues and durability
+#
+# **Learning goals**
+#
+# - declare queues with `queue_declare` and its options: `durable`, `exclusive`,
+#   `auto_delete`, `passive` and `arguments`;
+# - let the broker name a queue for you;
+# - choose between classic and quorum queues;
+# - see for real which queues and messages survive a broker restart.
+#
+# **Estimated time:** 30 minutes.
+
+# %%
+import time
+
+import pika
+import pika.exceptions
+
+import mqkit
+from mqkit.grading import self_check
+
+endpoints = mqkit.start_brokers()
+parameters = pika.URLParameters(endpoints.amqp_url)
+connection = pika.BlockingConnection(parameters)
+channel = connection.channel()
+
+# Start clean: remove the queues a previous run of this lab left behind.
+for name in ("my_queue", "lab02.orders", "lab02.quorum", "lab02.scratch", "lab02.bounded",
+             "lab02.autodelete"):
+    channel.queue_delete(queue=name)
+
+# %% [markdown]
+# ## Declaring a queue
+#
+# The lecture's example: a queue called `my_queue` that is **durable**, i.e. the broker
+# keeps its definition on disk and recreates it after a restart.
+
+# %%
+channel.queue_declare(queue='my_queue', durable=True)
+
+# %% [markdown]
+# Declaring is idempotent: declaring the same queue again with the same options is fine and
+# answers with the queue's name, its ready messages and its consumers.
+
+# %%
+result = channel.queue_declare(queue='my_queue', durable=True)
+print(result.method.queue, result.method.message_count, result.method.consumer_count)
+# Expected output:
+# my_queue 0 0
+
+# %% [markdown]
+# Declaring it again with *different* options is an error: the broker closes the channel
+# with `406 PRECONDITION_FAILED`. (We use a throwaway channel, since the error closes it.)
+
+# %%
+throwaway = connection.channel()
+try:
+    throwaway.queue_declare(queue='my_queue', durable=False)
+except pika.exceptions.ChannelClosedByBroker as error:
+    print(error.reply_code, error.reply_text)
+# Expected output:
+# 406 PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'my_queue' in vhost '/': received 'false' but current is 'true'
+
+# %% [markdown]
+# ## `passive=True`: does it exist?
+#
+# A passive declare creates nothing: it answers when the queue exists, and closes the
+# channel with `404 NOT_FOUND` when it does not. We wrap that in a helper for later.
+
+# %%
+def count_messages(conn, name):
+    """Ready messages in queue `name`, or None when there is no such queue."""
+    probe = conn.channel()
+    try:
+        count = probe.queue_declare(queue=name, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return None  # the broker closed the probe channel: no such queue
+    probe.close()
+    return count
+
+
+print("my_queue:", count_messages(connection, "my_queue"))
+print("no_such_queue:", count_messages(connection, "no_such_queue"))
+# Expected output:
+# my_queue: 0
+# no_such_queue: None
+
+# %% [markdown]
+# ## Server-named, exclusive queues
+#
+# With `queue=''` the broker invents a unique name (`amq.gen-…`). `exclusive=True` makes the
+# queue private to this connection and deletes it when the connection closes: ideal for
+# temporary queues, and a re-run cell never collides with the previous run.
+
+# %%
+result = channel.queue_declare(queue='', exclusive=True)
+private_queue = result.method.queue
+print(private_queue)
+# Expected output:
+# amq.gen-NAME
+
+# %% [markdown]
+# Another connection may not touch it: `405 RESOURCE_LOCKED`.
+
+# %%
+with pika.BlockingConnection(parameters) as stranger:
+    try:
+        stranger.channel().queue_declare(queue=private_queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as error:
+        print(error.reply_code, error.reply_text.split(" - ")[0])
+# Expected output:
+# 405 RESOURCE_LOCKED
+
+# %% [markdown]
+# ## `auto_delete=True`: gone with its last consumer
+#
+# An auto-delete queue disappears when its last consumer goes away (a queue that never had
+# a consumer stays). The broker deletes it right after the consumer leaves, so we look for
+# it for up to two seconds.
+
+# %%
+consumer_channel = connection.channel()
+consumer_channel.queue_declare(queue='lab02.autodelete', durable=True, auto_delete=True)
+tag = consumer_channel.basic_consume(queue='lab02.autodelete',
+                                     on_message_callback=lambda *message: None)
+print("with a consumer:", count_messages(connection, "lab02.autodelete"))
+consumer_channel.basic_cancel(tag)
+
+deadline = time.monotonic() + 2
+while count_messages(connection, "lab02.autodelete") is not None:
+    if time.monotonic() > deadline:
+        break
+    connection.sleep(0.1)
+print("after the consumer left:", count_messages(connection, "lab02.autodelete"))
+# Expected output:
+# with a consumer: 0
+# after the consumer left: None
+
+# %% [markdown]
+# ## `arguments`: optional queue features
+#
+# `arguments` switches on extra features, e.g. `x-max-length` (keep at most N messages,
+# drop the oldest), `x-message-ttl` (expire messages) or `x-queue-type` (below).
+#
+# To count messages reliably right after publishing, we publish on a channel with
+# *publisher confirms*: `basic_publish` then returns only once the broker has the message
+# (lab 09 explains confirms).
+
+# %%
+publisher = connection.channel()
+publisher.confirm_delivery()
+
+channel.queue_declare(queue='lab02.bounded', durable=True, arguments={'x-max-length': 2})
+for number in (1, 2, 3):
+    publisher.basic_publish(exchange='', routing_key='lab02.bounded', body=f'message {number}')
+print("messages kept:", count_messages(connection, "lab02.bounded"))
+method, properties, body = channel.basic_get(queue='lab02.bounded', auto_ack=True)
+print("oldest kept:", body)
+# Expected output:
+# messages kept: 2
+# oldest kept: b'message 2'
+
+# %% [markdown]
+# ## Classic and quorum queues
+#
+# A **classic** queue (the default) lives on one broker node. A **quorum** queue
+# (`arguments={'x-queue-type': 'quorum'}`, RabbitMQ ≥ 3.8) is replicated over several nodes
+# with the Raft consensus protocol: it is the choice for data that must not be lost when a
+# node fails. Quorum queues are always durable; asking for a non-durable one is refused.
+
+# %%
+throwaway = connection.channel()
+try:
+    throwaway.queue_declare(queue='lab02.not-durable-quorum', durable=False,
+                            arguments={'x-queue-type': 'quorum'})
+except pika.exceptions.ChannelClosedByBroker as error:
+    print(error.reply_code, error.reply_text.split(" - ")[0])
+# Expected output:
+# 406 PRECONDITION_FAILED
+
+# %% [markdown]
+# ### Exercise 1: a quorum queue
+#
+# Declare the quorum queue `lab02.quorum` on `channel`.
+
+# %%
+### BEGIN SOLUTION
+channel.queue_declare(queue='lab02.quorum', durable=True, arguments={'x-queue-type': 'quorum'})
+### END SOLUTION
+
+# %%
+self_check("02.quorum-queue", endpoints)
+# Expected result (solution):
+# ✔ passed  02.quorum-queue: queue 'lab02.quorum' is a durable quorum queue
+# Expected result (student):
+# ✘ not yet  02.quorum-queue: there is no queue 'lab02.quorum' Hint: Quorum queues are always durable: queue_declare(queue=..., durable=True, arguments={'x-queue-type': 'quorum'}).
+
+# %% [markdown]
+# ## Durability, for real
+#
+# What survives a broker restart?
+#
+# - a **durable** queue survives; an **exclusive** queue dies with its connection anyway;
+# - in a durable queue, a **persistent** message (`delivery_mode=2`) survives, a transient
+#   one (the default) does not.
+#
+# (Recent RabbitMQ versions refuse queues that are neither durable nor exclusive, so every
+# queue in these labs is one or the other.)
+#
+# We prepare a durable queue `lab02.scratch` holding one *transient* message:
+
+# %%
+channel.queue_declare(queue='lab02.scratch', durable=True)
+publisher.basic_publish(exchange='', routing_key='lab02.scratch', body='transient note')
+
+# %% [markdown]
+# ### Exercise 2: a durable queue
+#
+# Declare the durable queue `lab02.orders` on `channel`.
+
+# %%
+### BEGIN SOLUTION
+channel.queue_declare(queue='lab02.orders', durable=True)
+### END SOLUTION
+
+# %%
+self_check("02.durable-queue", endpoints)
+# Expected result (solution):
+# ✔ passed  02.durable-queue: queue 'lab02.orders' is a durable classic queue
+# Expected result (student):
+# ✘ not yet  02.durable-queue: there is no queue 'lab02.orders' Hint: Declare the queue with channel.queue_declare(queue=..., durable=True).
+
+# %% [markdown]
+# ### Exercise 3: a persistent message
+#
+# Publish the message `order 1` to `lab02.orders` on the `publisher` channel so that it
+# survives a restart: pass `properties=pika.BasicProperties(delivery_mode=2)` (or
+# `pika.DeliveryMode.Persistent`).
+
+# %%
+### BEGIN SOLUTION
+publisher.basic_publish(exchange='', routing_key='lab02.orders', body='order 1',
+                        properties=pika.BasicProperties(delivery_mode=2))
+### END SOLUTION
+
+# %% [markdown]
+# Before the restart:
+
+# %%
+def show_queues(conn):
+    for name in ("lab02.orders", "lab02.scratch", private_queue):
+        count = count_messages(conn, name)
+        print(f"{name}: {'gone' if count is None else f'{count} message(s)'}")
+
+
+show_queues(connection)
+# Expected output (solution):
+# lab02.orders: 1 message(s)
+# lab02.scratch: 1 message(s)
+# amq.gen-NAME: 0 message(s)
+# Expected output (student):
+# lab02.orders: gone
+# lab02.scratch: 1 message(s)
+# amq.gen-NAME: 0 message(s)
+
+# %% [markdown]
+# Now restart RabbitMQ. A restart drops every connection, so we close ours first. This
+# takes 5–15 seconds. (With a classroom broker that mqkit does not run, the restart is
+# refused and you only read along.)
+
+# %%
+connection.close()
+try:
+    endpoints = mqkit.restart_broker("rabbitmq")
+except mqkit.MQKitError as error:
+    print(error)
+
+# %% [markdown]
+# After the restart, with a new connection:
+
+# %%
+connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+show_queues(connection)
+# Expected output (solution):
+# lab02.orders: 1 message(s)
+# lab02.scratch: 0 message(s)
+# amq.gen-NAME: gone
+# Expected output (student):
+# lab02.orders: gone
+# lab02.scratch: 0 message(s)
+# amq.gen-NAME: gone
+
+# %%
+connection.close()
+self_check("02.survives-restart", endpoints)
+# Expected result (solution):
+# ✔ passed  02.survives-restart: queue 'lab02.orders' holds a persistent message
+# Expected result (student):
+# ✘ not yet  02.survives-restart: there is no queue 'lab02.orders' Hint: Publish to the durable queue with properties=pika.BasicProperties(delivery_mode=2) before the broker restarts.
+
+# %% [markdown]
+# ## Summary
+#
+# - `queue_declare` creates a queue or confirms it exists with the same options;
+#   different options give `406 PRECONDITION_FAILED`, and `passive=True` only checks.
+# - `queue=''` lets the broker name the queue; `exclusive=True` ties it to one connection;
+#   `auto_delete=True` removes it with its last consumer; `arguments` adds features.
+# - Quorum queues are replicated and always durable; classic queues are the default.
+# - Only a **durable** queue survives a restart, and in it only **persistent** messages.
+#
+# Next: **lab 03**, publishing and consuming.

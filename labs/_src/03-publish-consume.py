@@ -1,0 +1,224 @@
+# %% [markdown]
+# # Lab 03 — Publish and consume
+#
+# **Learning goals**
+#
+# - publish through the default exchange with `basic_publish`;
+# - consume with `basic_consume` and a callback, and stop consuming;
+# - choose between automatic (`auto_ack=True`) and manual (`basic_ack`) acknowledgements,
+#   and see an unacknowledged message delivered again;
+# - fetch single messages with `basic_get`;
+# - share work between two consumers with `basic_qos(prefetch_count=1)` (fair dispatch).
+#
+# **Estimated time:** 30 minutes.
+
+# %%
+import time
+
+import pika
+
+import mqkit
+from mqkit.grading import self_check
+
+endpoints = mqkit.start_brokers()
+connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+channel = connection.channel()
+# With publisher confirms, basic_publish returns once the broker has the message, so the
+# next cell finds it in its queue (lab 09 explains confirms).
+channel.confirm_delivery()
+
+# Start clean: remove the queues a previous run of this lab left behind.
+for name in ("my_queue", "lab03.tasks", "lab03.work"):
+    channel.queue_delete(queue=name)
+
+# %% [markdown]
+# ## Publishing through the default exchange
+#
+# Every message goes to an *exchange*, which routes it to queues. The **default exchange**
+# (`exchange=''`) routes a message to the queue whose name equals the routing key. The
+# lecture's example:
+
+# %%
+channel.queue_declare(queue='my_queue', durable=True)
+channel.basic_publish(exchange='', routing_key='my_queue', body='Hello, world!')
+
+# %% [markdown]
+# ## Consuming with a callback
+#
+# `basic_consume` registers a callback that the client calls for each message;
+# `start_consuming()` runs the loop that delivers them. On its own, that loop never ends —
+# fine for a service, not for a notebook cell. `connection.call_later(1, channel.stop_consuming)`
+# stops it after one second, so the cell returns.
+
+# %%
+def callback(ch, method, properties, body):
+    print(f"Received {body}")
+
+
+channel.basic_consume(queue='my_queue', on_message_callback=callback, auto_ack=True)
+connection.call_later(1, channel.stop_consuming)
+channel.start_consuming()
+# Expected output:
+# Received b'Hello, world!'
+
+# %% [markdown]
+# With `auto_ack=True` the broker forgets a message as soon as it has sent it: if the
+# consumer crashes while working on it, the message is lost. The queue is empty now:
+
+# %%
+print(channel.queue_declare(queue='my_queue', passive=True).method.message_count)
+# Expected output:
+# 0
+
+# %% [markdown]
+# ## Fetching one message: `basic_get`
+#
+# `basic_get` asks for one message and returns at once: `(method, properties, body)`, or
+# three `None`s when the queue is empty. Handy in notebooks and tests; a real consumer uses
+# `basic_consume`, which does not poll.
+
+# %%
+channel.basic_publish(exchange='', routing_key='my_queue', body='Fetch me')
+method, properties, body = channel.basic_get(queue='my_queue', auto_ack=True)
+print(body)
+print(channel.basic_get(queue='my_queue', auto_ack=True))
+# Expected output:
+# b'Fetch me'
+# (None, None, None)
+
+# %% [markdown]
+# ## Manual acknowledgements
+#
+# With `auto_ack=False`, the broker keeps each delivered message as *unacknowledged* until
+# the consumer calls `basic_ack`. If the channel closes first, the broker puts the message
+# back in the queue and delivers it again, flagged `redelivered`.
+
+# %%
+channel.basic_publish(exchange='', routing_key='my_queue', body='Important job')
+
+careless = connection.channel()
+method, properties, body = careless.basic_get(queue='my_queue', auto_ack=False)
+print("first delivery:", body, "redelivered:", method.redelivered)
+careless.close()  # closed without basic_ack: the message goes back to the queue
+
+careful = connection.channel()
+method, properties, body = careful.basic_get(queue='my_queue', auto_ack=False)
+print("second delivery:", body, "redelivered:", method.redelivered)
+careful.basic_ack(delivery_tag=method.delivery_tag)
+careful.close()
+print("left in the queue:", channel.queue_declare(queue='my_queue', passive=True).method.message_count)
+# Expected output:
+# first delivery: b'Important job' redelivered: False
+# second delivery: b'Important job' redelivered: True
+# left in the queue: 0
+
+# %% [markdown]
+# ### Exercise: acknowledge every task
+#
+# The next cell puts three tasks in the durable queue `lab03.tasks`. The cell after it
+# consumes them with `consume(..., inactivity_timeout=1)`, a generator that yields
+# `(None, None, None)` after one quiet second, so the loop ends. Complete the loop so that
+# each task is **acknowledged** after it is processed.
+
+# %%
+channel.queue_declare(queue='lab03.tasks', durable=True)
+for number in (1, 2, 3):
+    channel.basic_publish(exchange='', routing_key='lab03.tasks', body=f'task {number}')
+
+# %%
+worker = connection.channel()
+done = []
+for method, properties, body in worker.consume(queue='lab03.tasks', auto_ack=False,
+                                               inactivity_timeout=1):
+    if method is None:  # nothing arrived for one second: the queue is drained
+        break
+    done.append(body.decode())
+    ### BEGIN SOLUTION
+    worker.basic_ack(delivery_tag=method.delivery_tag)
+    ### END SOLUTION
+worker.cancel()
+worker.close()
+print("processed:", done)
+# Expected output:
+# processed: ['task 1', 'task 2', 'task 3']
+
+# %%
+self_check("03.all-acked", endpoints)
+# Expected result (solution):
+# ✔ passed  03.all-acked: queue 'lab03.tasks' is empty: every message was acknowledged
+# Expected result (student):
+# ✘ not yet  03.all-acked: 3 messages went back to queue 'lab03.tasks' Hint: Consume with auto_ack=False and call ch.basic_ack(delivery_tag=method.delivery_tag) for each message before the channel closes.
+
+# %% [markdown]
+# ## Work queues: two consumers, fair dispatch
+#
+# Several consumers on one queue share its messages: a *work queue*. By default the broker
+# hands them out in turn (round robin), regardless of how busy each consumer is.
+#
+# We simulate two workers on their own channels: worker **A** is slow — it is still busy
+# with its first task and acknowledges nothing — while worker **B** acknowledges at once.
+# Six tasks arrive once both are listening.
+
+# %%
+def run_workers(prefetch_count):
+    """Six tasks, a slow worker A and a fast worker B; return who got which task."""
+    channel.queue_declare(queue='lab03.work', durable=True)
+    received = {"A": [], "B": []}
+    worker_a, worker_b = connection.channel(), connection.channel()
+    if prefetch_count:
+        worker_a.basic_qos(prefetch_count=prefetch_count)
+        worker_b.basic_qos(prefetch_count=prefetch_count)
+
+    def slow(ch, method, properties, body):
+        received["A"].append(body.decode())  # still busy: no ack yet
+
+    def fast(ch, method, properties, body):
+        received["B"].append(body.decode())
+        ch.basic_ack(delivery_tag=method.delivery_tag)
+
+    worker_a.basic_consume(queue='lab03.work', on_message_callback=slow)
+    worker_b.basic_consume(queue='lab03.work', on_message_callback=fast)
+    for number in range(1, 7):
+        channel.basic_publish(exchange='', routing_key='lab03.work', body=str(number))
+    # Deliver until all six tasks are out (at most five seconds).
+    deadline = time.monotonic() + 5
+    while len(received["A"]) + len(received["B"]) < 6 and time.monotonic() < deadline:
+        connection.process_data_events(time_limit=0.1)
+    worker_a.close()  # A's unacknowledged tasks return to the queue...
+    worker_b.close()
+    channel.queue_purge(queue='lab03.work')  # ...and we drop them for the next run
+    return received
+
+
+print("round robin:", run_workers(prefetch_count=0))
+# Expected output:
+# round robin: {'A': ['1', '3', '5'], 'B': ['2', '4', '6']}
+
+# %% [markdown]
+# Round robin gave the busy worker A half of the tasks, which now wait behind its first one.
+# `basic_qos(prefetch_count=1)` tells the broker: *at most one unacknowledged message per
+# consumer*. A busy worker then gets nothing new, and the free one takes the rest —
+# **fair dispatch**.
+
+# %%
+print("prefetch 1: ", run_workers(prefetch_count=1))
+# Expected output:
+# prefetch 1:  {'A': ['1'], 'B': ['2', '3', '4', '5', '6']}
+
+# %%
+connection.close()
+
+# %% [markdown]
+# ## Summary
+#
+# - `basic_publish(exchange='', routing_key=queue, body=...)` delivers straight to a queue
+#   through the default exchange.
+# - `basic_consume` + a callback + `start_consuming()` is a consumer; in a notebook, bound
+#   it (`call_later(…, stop_consuming)`, or `consume(…, inactivity_timeout=…)`).
+# - `auto_ack=True` forgets messages on delivery; with manual `basic_ack`, an unacknowledged
+#   message goes back to the queue when its channel closes and is redelivered.
+# - `basic_get` fetches one message or nothing.
+# - Work queues share messages round robin; `basic_qos(prefetch_count=1)` gives fair
+#   dispatch to the workers that are free.
+#
+# Next: **lab 04**, the direct exchange.
