@@ -9,7 +9,9 @@ Example:
 
 import logging
 
+from mqkit.admin import Admin
 from mqkit.brokers.base import Endpoints
+from mqkit.clients import amqp_connection, mqtt_client, notebook_connection
 from mqkit.config import Settings
 from mqkit.exceptions import (
     AuthenticationError,
@@ -30,6 +32,7 @@ from mqkit.launcher import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Admin",
     "AuthenticationError",
     "BrokerConnectionError",
     "BrokerStartError",
@@ -37,9 +40,12 @@ __all__ = [
     "Endpoints",
     "MQKitError",
     "Settings",
+    "amqp_connection",
     "broker_status",
     "doctor",
     "kill_broker",
+    "mqtt_client",
+    "notebook_connection",
     "restart_broker",
     "start_brokers",
     "stop_brokers",

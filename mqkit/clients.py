@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import secrets
 import threading
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
     from mqkit.brokers.base import Endpoints
 
 log = logging.getLogger(__name__)
-
-#: What endpoints-taking functions accept: Endpoints, a URL, or ``None`` (start brokers).
-EndpointsOrURL = "Endpoints | str | None"
 
 _HINT_RUNNING = "Is the broker running? `mqkit status` shows it; `mqkit up` starts it."
 
@@ -96,7 +94,7 @@ def amqp_parameters(
     heartbeat: int | None = None,
     name: str | None = None,
 ) -> list[pika.URLParameters]:
-    """pika connection parameters for each (failover) AMQP URL.
+    """Build pika connection parameters for each (failover) AMQP URL.
 
     Args:
         endpoints_or_url: :class:`~mqkit.Endpoints`, an ``amqp://`` URL (commas separate
@@ -294,11 +292,14 @@ class NotebookConnection:
         try:
             return function(*args, **kwargs)
         except _connection_errors() as exc:
-            raise ConnectionLost(
-                f"The connection {self.name!r} to RabbitMQ {_where(parse_amqp_urls(self._url))}"
-                f" was lost during {getattr(function, '__name__', 'a call')}: {exc!r}.",
-                hint="Run the cell again: the next use reconnects (exclusive queues and "
-                     "consumers of the old connection are gone).") from None
+            raise self._lost(exc, getattr(function, "__name__", "a call")) from None
+
+    def _lost(self, exc: BaseException, during: str) -> ConnectionLost:
+        return ConnectionLost(
+            f"The connection {self.name!r} to RabbitMQ {_where(parse_amqp_urls(self._url))} "
+            f"was lost during {during}: {exc!r}.",
+            hint="Run the cell again: the next use reconnects (exclusive queues and "
+                 "consumers of the old connection are gone).")
 
     @property
     def is_open(self) -> bool:
@@ -429,11 +430,24 @@ class NotebookChannel:
 
     def basic_publish(self, exchange: str, routing_key: str, body: bytes | str,
                       properties: Any = None, mandatory: bool = False) -> None:
-        """pika's ``basic_publish``, under the lock (spelled out: it is the hot path)."""
+        """Publish as pika's ``basic_publish`` does, under the lock (the hot path)."""
+        import pika.exceptions as pe
+
         owner = self._owner
         with owner._lock:
-            owner._call(self._ensure().basic_publish, exchange, routing_key, body,
-                        properties, mandatory)
+            raw = self._raw
+            if raw is None or self._generation != owner._generation:
+                raw = self._ensure()
+            try:
+                raw.basic_publish(exchange, routing_key, body, properties, mandatory)
+            except (pe.ChannelWrongStateError, pe.ConnectionWrongStateError):
+                # Raised before anything was sent, so publishing again cannot duplicate.
+                if self._is_closed_by_user:
+                    raise
+                owner._call(self._ensure().basic_publish, exchange, routing_key, body,
+                            properties, mandatory)
+            except _connection_errors() as exc:
+                raise owner._lost(exc, "basic_publish") from None
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
         """Close the channel; it does not re-open afterwards."""
@@ -447,10 +461,8 @@ class NotebookChannel:
 
     def __exit__(self, *exc_info: object) -> None:
         if not self._is_closed_by_user:
-            try:
+            with contextlib.suppress(ConnectionLost):
                 self.close()
-            except ConnectionLost:
-                pass
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -663,9 +675,7 @@ def register(key: str, worker: Stoppable) -> Stoppable | None:
         _REGISTRY[key] = worker
     if previous is not None and previous is not worker:
         log.info("stopping the previous worker registered as %r", key)
-        _stop_quietly(key, previous)
-        with _REGISTRY_LOCK:  # its stop() may have unregistered by key: put ours back
-            _REGISTRY[key] = worker
+        _stop_quietly(key, previous)  # its unregister() is a no-op: the key is ours now
         return previous
     return None
 

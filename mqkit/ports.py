@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 from mqkit.exceptions import PortInUseError
 
 LOOPBACK = "127.0.0.1"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port that is free on ``host`` right now (the kernel picks it)."""
+    """A port that is free on ``host`` right now.
+
+    Chosen below the kernel's ephemeral range when possible: a port from that range can be
+    taken by any outgoing connection between now and the moment the broker binds it.
+    """
+    low, _high = _ephemeral_range()
+    if low > 20000:
+        for _ in range(50):
+            port = random.randint(20000, low - 1)
+            if is_port_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
