@@ -367,21 +367,29 @@ def _reap(pid: int) -> None:
 
 
 def _alive(pid: int | None, marker: str) -> bool:
-    """True when ``pid`` runs, is not a zombie, and (on Linux) is still our process."""
+    """True when ``pid`` runs and (on Linux) is still our process.
+
+    A broker this Python process started is asked through its ``Popen`` (which also reaps
+    it). Any other pid is checked in ``/proc``: a zombie counts as gone, and the command line
+    must contain ``marker`` (the pid may have been reused by an unrelated process).
+    """
     if not pid:
         return False
-    _reap(pid)
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        # Not /proc: a multi-threaded VM shows "Z" while its other threads still exit.
+        if child.poll() is None:
+            return True
+        _CHILDREN.pop(pid, None)
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # someone else's process reused the pid
+    except (ProcessLookupError, PermissionError):
+        return False  # gone, or someone else's process reusing the pid
     proc = Path(f"/proc/{pid}")
     if proc.exists():
         try:
             if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                _reap(pid)  # it may have died since the reap above
                 return False
             return marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
                 errors="replace")
