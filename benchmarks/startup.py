@@ -66,7 +66,8 @@ def raw_process_boot(workdir: Path) -> float:
     (workdir / "plugins").write_text("[rabbitmq_management].\n")
     # Our own epmd (as mqkit does), so that nothing outlives the measurement.
     epmd_proc = subprocess.Popen([shutil.which("epmd") or "/usr/bin/epmd", "-address",
-                                  "127.0.0.1", "-port", str(epmd)])
+                                  "127.0.0.1", "-port", str(epmd)],
+                                 stderr=subprocess.DEVNULL)
     wait_port(epmd)
     start = time.monotonic()
     rabbit = subprocess.Popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=env,
