@@ -103,12 +103,12 @@ def build_labs(labs_dir: Path, check: bool = False) -> list[Path]:
         if not check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
-            log.info("wrote %s", path)
+            log.debug("wrote %s", path)
     for path in sorted(generated - set(expected)):
         changed.append(path)
         if not check:
             path.unlink()
-            log.info("removed %s: its source is gone", path)
+            log.debug("removed %s: its source is gone", path)
     return changed
 
 

@@ -62,6 +62,15 @@ for broker in status["brokers"]:
 # mosquitto is up
 
 # %% [markdown]
+# The same, as a panel you can keep open: it shows both brokers and has buttons to start,
+# restart and stop them. (Restarting takes a few seconds; stopping deletes their data.)
+
+# %%
+from mqkit.widgets import BrokerPanel
+
+BrokerPanel()
+
+# %% [markdown]
 # ## When a broker does not start
 #
 # mqkit's errors say what failed, what it saw, and — after `Hint:` — what to try next.

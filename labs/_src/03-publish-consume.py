@@ -28,7 +28,7 @@ channel = connection.channel()
 channel.confirm_delivery()
 
 # Start clean: remove the queues a previous run of this lab left behind.
-for name in ("my_queue", "lab03.tasks", "lab03.work"):
+for name in ("my_queue", "lab03.tasks", "lab03.work", "lab03.live"):
     channel.queue_delete(queue=name)
 
 # %% [markdown]
@@ -69,6 +69,50 @@ channel.start_consuming()
 print(channel.queue_declare(queue='my_queue', passive=True).method.message_count)
 # Expected output:
 # 0
+
+# %% [markdown]
+# ## Watch messages move
+#
+# The three widgets below talk to the same broker. The **inbox** is a consumer running in
+# the background, on its own connection, for the queue `lab03.live`: it shows the last
+# messages and counts all of them. The **publisher** sends what its form holds: type a body,
+# click *Publish*, and watch the inbox.
+
+# %%
+from mqkit.widgets import Publisher, QueueInbox, TopologyView
+
+channel.queue_declare(queue='lab03.live', durable=True)
+inbox = QueueInbox('lab03.live', endpoints)
+inbox
+
+# %%
+publisher = Publisher(endpoints, routing_key='lab03.live', body='Hello from the form')
+publisher
+
+# %% [markdown]
+# Code can publish too. This cell sends three messages and waits (at most five seconds)
+# until the inbox has them:
+
+# %%
+for number in (1, 2, 3):
+    publisher.model.publish(exchange='', routing_key='lab03.live', body=f'message {number}')
+inbox.model.wait_for(3, timeout=5)
+print("the inbox received", inbox.model.count, "messages")
+# Expected output:
+# the inbox received 3 messages
+
+# %% [markdown]
+# The topology picture is drawn from the broker's management API: exchanges on the left,
+# queues on the right, with how many messages wait in each. The inbox consumes as fast as
+# messages come, so `lab03.live` shows 0.
+# Click *Refresh* after publishing to redraw it.
+
+# %%
+TopologyView(endpoints)
+
+# %%
+inbox.close()  # stops the background consumer and its connection
+publisher.close()
 
 # %% [markdown]
 # ## Fetching one message: `basic_get`
