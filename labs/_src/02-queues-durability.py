@@ -22,7 +22,8 @@ from mqkit.grading import self_check
 
 endpoints = mqkit.start_brokers()
 parameters = pika.URLParameters(endpoints.amqp_url)
-connection = pika.BlockingConnection(parameters)
+# Like pika.BlockingConnection (lab 01), but it survives a notebook left idle for a while.
+connection = mqkit.notebook_connection(endpoints, name="lab02")
 channel = connection.channel()
 
 # Start clean: remove the queues a previous run of this lab left behind.

@@ -15,13 +15,12 @@
 # %%
 import time
 
-import pika
-
 import mqkit
 from mqkit.grading import self_check
 
 endpoints = mqkit.start_brokers()
-connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+# Like pika.BlockingConnection (lab 01), but it survives a notebook left idle for a while.
+connection = mqkit.notebook_connection(endpoints, name="lab03")
 channel = connection.channel()
 # With publisher confirms, basic_publish returns once the broker has the message, so the
 # next cell finds it in its queue (lab 09 explains confirms).
