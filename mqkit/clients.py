@@ -43,6 +43,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mqkit.brokers.readiness import raise_for_connack
 from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConnectionLost
 from mqkit.urls import BrokerAddress, parse_amqp_urls, parse_url
 
@@ -291,8 +292,17 @@ class NotebookConnection:
         """Call into pika, translating a lost connection into ConnectionLost."""
         try:
             return function(*args, **kwargs)
-        except _connection_errors() as exc:
-            raise self._lost(exc, getattr(function, "__name__", "a call")) from None
+        except Exception as exc:
+            # A command the broker rejects (bad exchange type...) gets mqkit's error first.
+            from mqkit.errors_amqp import translate_amqp_error
+
+            during = getattr(function, "__name__", "a call")
+            translated = translate_amqp_error(exc, during=during, args=args, kwargs=kwargs)
+            if translated is not None:
+                raise translated from exc
+            if isinstance(exc, _connection_errors()):
+                raise self._lost(exc, during) from None
+            raise
 
     def _lost(self, exc: BaseException, during: str) -> ConnectionLost:
         return ConnectionLost(
@@ -635,13 +645,7 @@ def mqtt_connect(
         if not answered.wait(timeout):
             raise BrokerConnectionError(f"No CONNACK from the MQTT broker within {timeout} s "
                                         f"{where}.", hint=_HINT_RUNNING)
-        reason = answer[0]
-        if getattr(reason, "is_failure", False):
-            if getattr(reason, "value", None) in (4, 5, 134, 135):
-                raise AuthenticationError(
-                    f"Mosquitto refused user {address.username!r} {where}: {reason}.",
-                    hint="Check the user name and password in the MQTT URL.")
-            raise BrokerConnectionError(f"Mosquitto refused the connection {where}: {reason}.")
+        raise_for_connack(answer[0], address)
     except BaseException:
         loop.stop()
         raise

@@ -97,13 +97,25 @@ def probe_mqtt(address: BrokerAddress, timeout: float = 3.0) -> None:
     if not answer:
         raise BrokerConnectionError(f"No CONNACK from the MQTT broker within {timeout} s {where}.",
                                     hint="Is the broker running? Try `mqkit status`.")
-    reason = answer[0]
-    if getattr(reason, "is_failure", False):
-        if getattr(reason, "value", None) in (4, 5, 134, 135):
-            raise AuthenticationError(
-                f"Mosquitto refused user {address.username!r} {where}: {reason}.",
-                hint="Check the user name and password in the MQTT URL.")
-        raise BrokerConnectionError(f"Mosquitto refused the connection {where}: {reason}.")
+    raise_for_connack(answer[0], address)
+
+
+def raise_for_connack(reason: object, address: BrokerAddress) -> None:
+    """Raise the mqkit error a refused CONNACK means; return quietly on success.
+
+    Args:
+        reason: paho's reason code from ``on_connect``.
+        address: the broker, named in the error.
+    """
+    if not getattr(reason, "is_failure", False):
+        return
+    where = f"(host={address.host}, port={address.port})"
+    # MQTT 3.1.1 codes 4/5 and MQTT 5 codes 134/135: bad credentials, not authorized.
+    if getattr(reason, "value", None) in (4, 5, 134, 135):
+        raise AuthenticationError(
+            f"Mosquitto refused user {address.username!r} {where}: {reason}.",
+            hint="Check the user name and password in the MQTT URL.")
+    raise BrokerConnectionError(f"Mosquitto refused the connection {where}: {reason}.")
 
 
 def probe_management(address: BrokerAddress, timeout: float = 3.0) -> None:
