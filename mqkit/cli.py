@@ -1,4 +1,4 @@
-"""The ``mqkit`` command: up, down, status, doctor, restart, kill, logs, lab."""
+"""The ``mqkit`` command: up, down, status, doctor, restart, kill, logs, lab, grade."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -55,6 +56,23 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--labs", default="labs", help="the labs folder (default: ./labs)")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 when a notebook differs from its source")
+    grade = sub.add_parser("grade", help="grade submitted notebooks of a lab into a gradebook",
+                           description="Run each submission headless in its own vhost, user "
+                           "and Mosquitto, check the broker state it left, and write a CSV "
+                           "gradebook (and Markdown feedback).")
+    grade.add_argument("lab", help="the lab number, e.g. 02")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                       help="the students' .ipynb files")
+    grade.add_argument("--out", default="grades.csv", help="gradebook CSV (default: grades.csv)")
+    grade.add_argument("--feedback", default=None, metavar="DIR",
+                       help="write <student>.md feedback files into DIR")
+    grade.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
+    grade.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds one cell may run (a notebook gets 5x that in all)")
+    grade.add_argument("--checks", default=None, metavar="EXTRA.py",
+                       help="a Python file with the instructor's extra (hidden) checks")
+    grade.add_argument("--backend", choices=BACKENDS, default=None,
+                       help="where the instructor's brokers come from")
     return parser
 
 
@@ -105,6 +123,23 @@ def _doctor() -> int:
     return 0
 
 
+def _wait_for_jupyter(process: subprocess.Popen[bytes]) -> int:
+    """Wait for JupyterLab to exit; Ctrl-C gives it time to stop its kernels first."""
+    interrupted = False
+    for grace in (None, 15.0, 15.0):
+        try:
+            process.wait(grace)
+            break
+        except KeyboardInterrupt:
+            interrupted = True  # the terminal sent SIGINT to JupyterLab as well
+        except subprocess.TimeoutExpired:
+            process.terminate()
+    else:
+        process.kill()
+        process.wait()
+    return 0 if interrupted or process.returncode < 0 else process.returncode
+
+
 def _lab(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else Path.cwd() / "labs"
     if not folder.is_dir():
@@ -116,11 +151,14 @@ def _lab(args: argparse.Namespace) -> int:
     jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
     extra = [a for a in args.jupyter_args if a != "--"]
     print(f"Starting JupyterLab on {folder} (Ctrl-C to stop) ...", flush=True)
-    try:
-        code = subprocess.call([jupyter, "lab", f"--notebook-dir={folder}", *extra],
+    process = subprocess.Popen([jupyter, "lab", f"--notebook-dir={folder}", *extra],
                                env=dict(os.environ))
-    except KeyboardInterrupt:
-        code = 0
+    # `kill`, `docker stop`, a closed terminal: let JupyterLab shut down, then say goodbye.
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: process.terminate())
+    try:
+        code = _wait_for_jupyter(process)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.stop_on_exit:
         launcher.stop_brokers(args.backend)
         print("Brokers stopped.")
@@ -128,6 +166,26 @@ def _lab(args: argparse.Namespace) -> int:
         print(f"JupyterLab has exited. The brokers keep running ({endpoints.backend} backend); "
               "`mqkit down` stops them.")
     return code
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from mqkit.grading.grader import collect, grade, lab_checks, normalize_lab, summary_lines
+
+    if args.workers < 1 or args.timeout <= 0:
+        print("mqkit: error: --workers must be at least 1 and --timeout positive.",
+              file=sys.stderr)
+        return 2
+    # Wrong arguments are reported before any broker starts.
+    lab = normalize_lab(args.lab)
+    lab_checks(lab, args.checks)
+    collect(lab, args.submissions)
+    gradebook = grade(args.lab, args.submissions, out=args.out, feedback_dir=args.feedback,
+                      workers=args.workers, timeout=args.timeout, extra_checks=args.checks,
+                      broker=launcher.start_brokers(args.backend))
+    for line in summary_lines(gradebook):
+        print(line)
+    print(f"gradebook: {args.out}" + (f"; feedback: {args.feedback}/" if args.feedback else ""))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in drifted:
                 print(f"{'differs from its source' if args.check else 'written'}: {path}")
             return 1 if args.check and drifted else 0
+        elif args.command == "grade":
+            return _grade(args)
     except MQKitError as exc:
         print(f"mqkit: error: {exc}", file=sys.stderr)
         return 1

@@ -13,9 +13,14 @@ next::
     │   ├── BrokerExited                    the broker process/container died while starting
     │   └── BrokerTimeout (TimeoutError)    not ready within MQKIT_STARTUP_TIMEOUT
     ├── BrokerNotRunning (RuntimeError)     asked to restart/kill/connect, nothing runs
-    └── BrokerConnectionError (ConnectionError)  a running broker cannot be reached
-        ├── AuthenticationError             wrong user or password
-        └── ConnectionLost                  a connection dropped (e.g. missed heartbeats)
+    ├── BrokerConnectionError (ConnectionError)  a running broker cannot be reached
+    │   ├── AuthenticationError             wrong user or password
+    │   ├── ConnectionLost                  a connection dropped (e.g. missed heartbeats)
+    │   └── DuplicateClientId               another MQTT client took over the same client id
+    └── BrokerRefused (RuntimeError)        the broker closed a channel: a command it rejects
+        ├── InvalidExchangeType             exchange_declare with an unknown exchange type
+        └── QueueRefused                    a queue the broker forbids (4.x: transient
+                                            non-exclusive)
 """
 
 from __future__ import annotations
@@ -81,3 +86,38 @@ class AuthenticationError(BrokerConnectionError):
 
 class ConnectionLost(BrokerConnectionError):
     """An established connection to a broker was lost."""
+
+
+class DuplicateClientId(BrokerConnectionError):
+    """Two MQTT clients use one client id, so the broker keeps disconnecting one of them.
+
+    Attributes:
+        client_id: the client id both clients use.
+    """
+
+    def __init__(self, message: str, *, client_id: str, hint: str | None = None) -> None:
+        self.client_id = client_id
+        super().__init__(message, hint=hint)
+
+
+class BrokerRefused(MQKitError, RuntimeError):
+    """The broker closed a channel because it rejects a command (AMQP channel error).
+
+    Attributes:
+        reply_code: the AMQP reply code (``406``, ``503``, ...), when there was one.
+        reply_text: the broker's own words.
+    """
+
+    def __init__(self, message: str, *, reply_code: int | None = None, reply_text: str = "",
+                 hint: str | None = None) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(message, hint=hint)
+
+
+class InvalidExchangeType(BrokerRefused):
+    """``exchange_declare`` named an exchange type the broker does not know."""
+
+
+class QueueRefused(BrokerRefused):
+    """The broker refuses a queue of this kind (RabbitMQ 4.x: transient and non-exclusive)."""

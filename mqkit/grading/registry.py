@@ -26,7 +26,8 @@ from mqkit.brokers.base import Endpoints
 log = logging.getLogger(__name__)
 
 #: Modules whose import registers the built-in checks.
-BUILTIN_MODULES = ("mqkit.grading.amqp",)
+BUILTIN_MODULES = ("mqkit.grading.amqp", "mqkit.grading.exchanges", "mqkit.grading.mqtt",
+                   "mqkit.grading.delivery")
 
 
 class NotYet(Exception):

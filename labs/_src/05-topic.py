@@ -1,0 +1,241 @@
+# %% [markdown]
+# # Lab 05 — The topic exchange
+#
+# **Learning goals**
+#
+# - bind queues to a **topic exchange** with patterns: `*` (exactly one word) and `#`
+#   (zero or more words);
+# - read a routing key as words separated by dots, and predict which patterns match it —
+#   including the awkward cases: `#` matching zero words, `*` needing exactly one, empty
+#   words;
+# - use the routing explainer to see *why* a pattern matches or not;
+# - predict where messages go, then let the broker prove you right or wrong.
+#
+# **Estimated time:** 30 minutes.
+#
+# The lecture's example is a **blog platform**: each post is published with a routing key
+# such as `sports.football` or `science.technology`, and readers subscribe with patterns
+# such as `sports.#` (everything about sports) and `#.technology` (anything ending in
+# technology).
+
+# %%
+import mqkit
+from mqkit.grading import self_check
+from mqkit.grading.predict import predict_then_publish
+from mqkit.widgets import RoutingExplainerModel
+
+endpoints = mqkit.start_brokers()
+connection = mqkit.notebook_connection(endpoints, name="lab05")
+channel = connection.channel()
+channel.confirm_delivery()
+
+# Start clean: remove what a previous run of this lab left behind.
+for name in ("lab05.sports", "lab05.technology", "lab05.reviews", "lab05.my-feed"):
+    channel.queue_delete(queue=name)
+channel.exchange_delete(exchange="lab05.blog")
+
+
+def drain(queue):
+    """Take the messages out of a queue (at most 100) and return their bodies as text."""
+    bodies = []
+    for _ in range(100):
+        method, properties, body = channel.basic_get(queue=queue, auto_ack=True)
+        if method is None:
+            break
+        bodies.append(body.decode())
+    return bodies
+
+# %% [markdown]
+# ## Words and patterns
+#
+# A topic exchange splits the routing key at every `.` into **words**. A binding key is a
+# pattern of words where `*` stands for exactly one word and `#` for zero or more words.
+# We bind three readers:
+#
+# | queue | binding key | wants |
+# |---|---|---|
+# | `lab05.sports` | `sports.#` | everything about sports, however specific |
+# | `lab05.technology` | `#.technology` | every post whose last word is `technology` |
+# | `lab05.reviews` | `*.review` | reviews with exactly one word in front |
+
+# %%
+channel.exchange_declare(exchange='lab05.blog', exchange_type='topic', durable=True)
+for queue, binding_key in [('lab05.sports', 'sports.#'),
+                           ('lab05.technology', '#.technology'),
+                           ('lab05.reviews', '*.review')]:
+    channel.queue_declare(queue=queue, durable=True)
+    channel.queue_bind(queue=queue, exchange='lab05.blog', routing_key=binding_key)
+
+# %%
+posts = ['sports.football', 'science.technology', 'sports.technology', 'movies.review',
+         'games.pc.review', 'sports']
+for key in posts:
+    channel.basic_publish(exchange='lab05.blog', routing_key=key, body=key)
+
+for queue in ('lab05.sports', 'lab05.technology', 'lab05.reviews'):
+    print(f'{queue}:', drain(queue))
+# Expected output:
+# lab05.sports: ['sports.football', 'sports.technology', 'sports']
+# lab05.technology: ['science.technology', 'sports.technology']
+# lab05.reviews: ['movies.review']
+
+# %% [markdown]
+# Three things to notice:
+#
+# - `sports.technology` went to **two** queues: each matching binding gets a copy.
+# - `sports` alone matched `sports.#`: **`#` may match zero words**.
+# - `games.pc.review` matched nothing: **`*` is exactly one word**, and `games.pc` is two.
+
+# %% [markdown]
+# ## Watch it live
+#
+# The inbox consumes the three readers' queues; publish posts from the form with different
+# routing keys and see who gets them.
+
+# %%
+from mqkit.widgets import Publisher, QueueInbox, RoutingExplainer, TopologyView
+
+inbox = QueueInbox(['lab05.sports', 'lab05.technology', 'lab05.reviews'], endpoints)
+inbox
+
+# %%
+publisher = Publisher(endpoints, exchange='lab05.blog', routing_key='sports.tennis',
+                      body='A new tennis post')
+publisher
+
+# %%
+for key in ('sports.tennis', 'home.technology', 'books.review'):
+    publisher.model.publish(exchange='lab05.blog', routing_key=key, body=key)
+inbox.model.wait_for(3, timeout=5)
+print("the inbox received", inbox.model.count, "messages")
+# Expected output:
+# the inbox received 3 messages
+
+# %%
+TopologyView(endpoints)
+
+# %%
+inbox.close()
+publisher.close()
+
+# %% [markdown]
+# ## Why? The routing explainer
+#
+# Type routing keys and see each binding judged. Try `sports`, `technology`, `review`,
+# `.review`, `sports..technology` and the empty key.
+
+# %%
+RoutingExplainer(endpoints, 'lab05.blog', routing_key='technology')
+
+# %% [markdown]
+# The awkward cases as text. `technology` alone matches `#.technology` (`#` takes zero
+# words); `review` alone does not match `*.review` (nothing for `*`); `.review` has two words,
+# the first one **empty** — and `*` matches an empty word.
+
+# %%
+explainer = RoutingExplainerModel.from_broker(endpoints, 'lab05.blog')
+for key in ('technology', 'review', '.review'):
+    print(explainer.text(key))
+# Expected output:
+# lab05.blog (topic), routing key 'technology':
+# ✘ lab05.reviews  binding key '*.review'  the binding wants `review` after `technology`; the routing key ends there
+# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has `technology`
+# ✔ lab05.technology  binding key '#.technology'  `#` matches zero words here (it matches zero or more)
+# → delivered to: lab05.technology
+# lab05.blog (topic), routing key 'review':
+# ✘ lab05.reviews  binding key '*.review'  the binding wants `review` after `review`; the routing key ends there
+# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has `review`
+# ✘ lab05.technology  binding key '#.technology'  after `#` the binding wants the routing key to end with `technology`; it ends with `review`
+# → unroutable: no binding matches (the broker drops the message, or returns it when published with mandatory=True)
+# lab05.blog (topic), routing key '.review':
+# ✔ lab05.reviews  binding key '*.review'  `*` matches an empty word
+# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has an empty word
+# ✘ lab05.technology  binding key '#.technology'  after `#` the binding wants the routing key to end with `technology`; it ends with `review`
+# → delivered to: lab05.reviews
+
+# %% [markdown]
+# ### Exercise: your own feed
+#
+# Bind the queue `lab05.my-feed` to `lab05.blog` so that it receives **every sports post**
+# (`sports`, `sports.football`, `sports.football.uk`, …) and **every post whose last word
+# is `technology`** (`technology`, `news.technology`, …) — and nothing else: not
+# `news.politics`, not `esports.games`, not `technology.news`. Two bindings are enough.
+
+# %%
+channel.queue_declare(queue='lab05.my-feed', durable=True)
+### BEGIN SOLUTION
+channel.queue_bind(queue='lab05.my-feed', exchange='lab05.blog', routing_key='sports.#')
+channel.queue_bind(queue='lab05.my-feed', exchange='lab05.blog', routing_key='#.technology')
+### END SOLUTION
+
+# %%
+self_check("05.topic-bindings", endpoints)
+# Expected result (solution):
+# ✔ passed  05.topic-bindings: queue 'lab05.my-feed' receives every sports post and every post ending in technology, and nothing else
+# Expected result (student):
+# ✘ not yet  05.topic-bindings: queue 'lab05.my-feed' did not receive a message with routing key 'sports' Hint: Bind 'lab05.my-feed' to 'lab05.blog' with routing_key='sports.#' and again with routing_key='#.technology'.
+
+# %% [markdown]
+# ### Exercise: predict, then publish
+#
+# Which queues receive each of these posts? Write a set of queue names per routing key
+# (`set()` for none), then run the next cell: it publishes the posts and compares.
+
+# %%
+prediction = {
+    'sports.tennis.review': set(),
+    'technology': set(),
+    'review': set(),
+    'books.review': set(),
+    'news.technology.review': set(),
+}
+### BEGIN SOLUTION
+prediction = {
+    'sports.tennis.review': {'lab05.sports', 'lab05.my-feed'},
+    'technology': {'lab05.technology', 'lab05.my-feed'},
+    'review': set(),
+    'books.review': {'lab05.reviews'},
+    'news.technology.review': set(),
+}
+### END SOLUTION
+
+# %%
+predict_then_publish(endpoints, 'lab05.blog', prediction)
+# Expected result (solution):
+# prediction vs broker, exchange 'lab05.blog' (yes/no: did the queue get it?)
+# message                 lab05.my-feed  lab05.reviews  lab05.sports  lab05.technology
+# sports.tennis.review    ✔ yes          ✔ no           ✔ yes         ✔ no
+# technology              ✔ yes          ✔ no           ✔ no          ✔ yes
+# review                  ✔ no           ✔ no           ✔ no          ✔ no  (returned: no queue matched)
+# books.review            ✔ no           ✔ yes          ✔ no          ✔ no
+# news.technology.review  ✔ no           ✔ no           ✔ no          ✔ no  (returned: no queue matched)
+# 5 of 5 messages predicted right.
+# Expected result (student):
+# prediction vs broker, exchange 'lab05.blog' (yes/no: did the queue get it?)
+# message                 lab05.reviews  lab05.sports  lab05.technology
+# sports.tennis.review    ✔ no           ✘ yes         ✔ no
+# technology              ✔ no           ✔ no          ✘ yes
+# review                  ✔ no           ✔ no          ✔ no  (returned: no queue matched)
+# books.review            ✘ yes          ✔ no          ✔ no
+# news.technology.review  ✔ no           ✔ no          ✔ no  (returned: no queue matched)
+# ✘ 'sports.tennis.review': the broker delivered it to lab05.sports; you predicted no queue
+# ✘ 'technology': the broker delivered it to lab05.technology; you predicted no queue
+# ✘ 'books.review': the broker delivered it to lab05.reviews; you predicted no queue
+# 2 of 5 messages predicted right.
+
+# %%
+connection.close()
+
+# %% [markdown]
+# ## Summary
+#
+# - A topic exchange matches the routing key's **words** (split at every `.`) against
+#   binding patterns: `*` is exactly one word, `#` is zero or more words.
+# - `sports.#` matches `sports` itself (`#` takes zero words); `*.review` does not match
+#   `review` (nothing for `*`) nor `a.b.review` (two words for one `*`).
+# - Words may be empty: `.review` has an empty first word, and `*` matches it.
+# - Each matching queue gets one copy, however many of its bindings match.
+# - A binding key without `*` or `#` behaves like a direct binding; `#` alone behaves like
+#   fanout.
+#
+# Next: **lab 06**, the fanout exchange, which ignores the routing key altogether.

@@ -1,0 +1,302 @@
+# %% [markdown]
+# # Lab 08 — Request/reply over a second queue (RPC)
+#
+# **Learning goals**
+#
+# - simulate a synchronous call with two queues: requests go to a queue the server
+#   consumes, answers come back on a *reply queue* named in `reply_to`;
+# - match answers to requests with `correlation_id`;
+# - use an exclusive reply queue, then RabbitMQ's *direct reply-to*
+#   (`amq.rabbitmq.reply-to`), which needs no queue at all;
+# - give the client a timeout, and see what happens when the server is down, slow, or
+#   answers twice;
+# - let several servers share one request queue.
+#
+# **Estimated time:** 35 minutes.
+
+# %%
+import threading
+import time
+import uuid
+
+import pika
+
+import mqkit
+from mqkit.clients import amqp_connection, register
+from mqkit.grading import self_check
+
+endpoints = mqkit.start_brokers()
+connection = mqkit.notebook_connection(endpoints, name="lab08")
+channel = connection.channel()
+# Start clean: the request queue of a previous run may still hold requests.
+channel.queue_delete(queue='lab08.requests')
+channel.queue_declare(queue='lab08.requests', durable=True)
+
+# %% [markdown]
+# ## The idea
+#
+# Messaging is asynchronous: a publisher never waits for a consumer. A *call* waits for an
+# answer. The lecture's trick: a second queue. The client
+#
+# 1. publishes a request to `lab08.requests`, with two properties: `reply_to` (where to
+#    answer) and `correlation_id` (a fresh id for this request);
+# 2. waits on its reply queue for a message carrying the same `correlation_id`.
+#
+# The server consumes `lab08.requests`, computes, publishes the answer to the queue named in
+# `reply_to` (through the default exchange) with the request's `correlation_id`, then acks
+# the request.
+
+# %% [markdown]
+# ## The server's answer (exercise)
+#
+# Complete `answer`: publish `response` through the default exchange to the queue named in
+# `properties.reply_to`, with `pika.BasicProperties(correlation_id=properties.correlation_id,
+# headers={'server': server_name})`.
+
+# %%
+def answer(channel, properties, response, server_name):
+    ### BEGIN SOLUTION
+    channel.basic_publish(
+        exchange='',
+        routing_key=properties.reply_to,
+        properties=pika.BasicProperties(correlation_id=properties.correlation_id,
+                                        headers={'server': server_name}),
+        body=response)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ## The server, in the background
+#
+# The server runs in a thread with a connection of its own (pika connections must not be
+# shared between threads). It computes Fibonacci numbers, optionally slowly (`delay`) or
+# answering more than once (`answers`). `register` puts it in mqkit's worker registry:
+# re-running the cell stops the old server with the same name, and `stop()` ends it
+# cleanly — a request it has not acked goes back to the queue.
+
+# %%
+def fib(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+class RPCServer:
+    def __init__(self, name, delay=0.0, answers=1, queue='lab08.requests'):
+        self.name, self.delay, self.answers, self.queue = name, delay, answers, queue
+        self.handled = 0
+        self.error = None
+        self.stopping, self.ready = threading.Event(), threading.Event()
+        register(f"lab08.{name}", self)  # stops an older server of the same name
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def _run(self):
+        try:
+            server = amqp_connection(endpoints, name=self.name)
+            ch = server.channel()
+            ch.basic_qos(prefetch_count=1)  # one request at a time per server
+            for method, properties, body in ch.consume(self.queue, inactivity_timeout=0.1):
+                self.ready.set()
+                if self.stopping.is_set():
+                    break
+                if method is None:
+                    continue
+                self.stopping.wait(self.delay)  # a slow server (0 s: a fast one)
+                if self.stopping.is_set():
+                    break  # not acked: the request goes back to the queue
+                response = str(fib(int(body))).encode()
+                for _ in range(self.answers):
+                    answer(ch, properties, response, self.name)
+                ch.basic_ack(delivery_tag=method.delivery_tag)
+                self.handled += 1
+            server.close()
+        except Exception as exc:  # kept, not printed: a thread must not write into cells
+            self.error = exc
+            self.ready.set()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+
+server = RPCServer("server-1")
+print("server running:", server.thread.is_alive())
+# Expected output:
+# server running: True
+
+# %% [markdown]
+# ## The client, with an exclusive reply queue
+#
+# The client declares a server-named, **exclusive** reply queue: only this connection may
+# use it, and it disappears with the connection. It consumes from it *before* sending, and
+# `call` waits — at most `timeout` seconds — for the answer whose `correlation_id` matches.
+# Any other answer is *stale* (a late or repeated one) and ignored.
+
+# %%
+class RPCClient:
+    def __init__(self, connection, reply_to=None):
+        self.connection = connection
+        self.channel = connection.channel()
+        if reply_to is None:
+            reply_to = self.channel.queue_declare(queue='', exclusive=True).method.queue
+        self.reply_to = reply_to
+        self.channel.basic_consume(queue=reply_to, on_message_callback=self._on_reply,
+                                   auto_ack=True)
+        self.pending, self.replies, self.stale = set(), {}, 0
+
+    def _on_reply(self, ch, method, properties, body):
+        if properties.correlation_id in self.pending:
+            self.pending.discard(properties.correlation_id)
+            self.replies[properties.correlation_id] = (body, properties.headers or {})
+        else:
+            self.stale += 1
+
+    def send(self, request):
+        correlation_id = str(uuid.uuid4())
+        self.pending.add(correlation_id)
+        self.channel.basic_publish(
+            exchange='', routing_key='lab08.requests', body=str(request),
+            properties=pika.BasicProperties(reply_to=self.reply_to,
+                                            correlation_id=correlation_id))
+        return correlation_id
+
+    def wait(self, correlation_id, timeout=2.0):
+        deadline = time.monotonic() + timeout
+        while correlation_id not in self.replies and time.monotonic() < deadline:
+            self.connection.process_data_events(time_limit=0.05)
+        self.pending.discard(correlation_id)  # from now on, its answer is stale
+        return self.replies.pop(correlation_id, (None, {}))
+
+    def call(self, request, timeout=2.0):
+        body, _headers = self.wait(self.send(request), timeout)
+        return None if body is None else int(body)
+
+
+client = RPCClient(connection)
+print("fib(10) =", client.call(10))
+# Expected output (solution):
+# fib(10) = 55
+
+# %% [markdown]
+# Your server, checked by a request of the check's own (it waits for the answer):
+
+# %%
+self_check("08.rpc-server", endpoints)
+# Expected result (solution):
+# ✔ passed  08.rpc-server: the server answered '10' with '55' and the request's correlation_id
+# Expected result (student):
+# ✘ not yet  08.rpc-server: no reply within 3 s to a request sent to 'lab08.requests' Hint: In answer(), publish the response to properties.reply_to through the default exchange, with pika.BasicProperties(correlation_id=properties.correlation_id).
+
+# %% [markdown]
+# ## Direct reply-to: no reply queue at all
+#
+# Declaring a queue per client costs the broker work. RabbitMQ offers a pseudo-queue,
+# `amq.rabbitmq.reply-to`: consume from it (with `auto_ack=True`) on a channel, send the
+# request from **the same channel** with `reply_to='amq.rabbitmq.reply-to'`, and the answer
+# comes straight back to that channel. The server does not change.
+
+# %%
+direct = RPCClient(connection, reply_to='amq.rabbitmq.reply-to')
+print("fib(20) =", direct.call(20))
+# Expected output (solution):
+# fib(20) = 6765
+
+# %% [markdown]
+# ## The server is down: the client times out
+#
+# A call must not wait forever. With the server stopped, the request stays in the durable
+# request queue, and `call` returns `None` after its timeout.
+
+# %%
+server.stop()
+started = time.monotonic()
+print("answer:", client.call(7, timeout=1.0),
+      f"after {round(time.monotonic() - started)} s")
+print("requests waiting:",
+      channel.queue_declare(queue='lab08.requests', passive=True).method.message_count)
+# Expected output:
+# answer: None after 1 s
+# requests waiting: 1
+
+# %% [markdown]
+# When a server comes back, it answers that old request — to a client that gave up. The
+# client's next call receives the old answer first, sees a correlation id it no longer
+# waits for, and ignores it (`stale`).
+
+# %%
+server = RPCServer("server-1")
+print("fib(12) =", client.call(12), "| stale answers ignored:", client.stale)
+# Expected output (solution):
+# fib(12) = 144 | stale answers ignored: 1
+
+# %% [markdown]
+# ## A slow server
+#
+# A server that takes 2 s to answer is, for a client with a 0.5 s timeout, the same as a
+# server that is down. The late answer arrives anyway and is ignored later.
+
+# %%
+server.stop()
+slow = RPCServer("slow", delay=2.0)
+print("answer:", client.call(5, timeout=0.5))
+slow.stop()  # stops while still waiting: the request was not acked and goes back
+# Expected output:
+# answer: None
+
+# %% [markdown]
+# ## A server that answers twice
+#
+# Nothing in AMQP stops a buggy server from answering twice (or a request from being
+# delivered twice after a crash). The correlation id makes the client safe: the second
+# answer finds no pending request.
+
+# %%
+channel.queue_purge(queue='lab08.requests')
+twice = RPCServer("twice", answers=2)
+print("fib(8) =", client.call(8))
+client.connection.process_data_events(time_limit=0.5)  # let the duplicate arrive
+print("stale answers ignored so far:", client.stale)
+twice.stop()
+# Expected output (solution):
+# fib(8) = 21
+# stale answers ignored so far: 2
+
+# %% [markdown]
+# ## Several servers share the request queue
+#
+# Start three servers on the same queue: RabbitMQ hands each request to one of them
+# (round robin; `prefetch_count=1` keeps a busy server from hoarding requests). The client
+# sends six requests at once, then collects the answers, each tagged with its server.
+
+# %%
+servers = [RPCServer(f"worker-{number}") for number in (1, 2, 3)]
+ids = [client.send(n) for n in range(20, 26)]
+answers = [client.wait(correlation_id) for correlation_id in ids]
+print("answers:", [int(body) for body, _ in answers if body is not None])
+print("servers that answered:", sorted({headers.get('server') for _, headers in answers
+                                        if headers}))
+# Expected output (solution):
+# answers: [6765, 10946, 17711, 28657, 46368, 75025]
+# servers that answered: ['worker-1', 'worker-2', 'worker-3']
+
+# %%
+for worker in servers:
+    worker.stop()
+print("errors in servers:", [w.error for w in servers if w.error])
+connection.close()
+# Expected output:
+# errors in servers: []
+
+# %% [markdown]
+# ## Summary
+#
+# - A request queue plus a reply queue turn asynchronous messaging into a call:
+#   `reply_to` says where to answer, `correlation_id` which request an answer belongs to.
+# - An exclusive, server-named reply queue belongs to one client connection; direct
+#   reply-to (`amq.rabbitmq.reply-to`) avoids declaring any queue.
+# - A client must time out. Requests outlive a server that is down (durable queue), so
+#   answers can arrive late or twice: match them by correlation id and ignore the rest.
+# - Several servers on one request queue share the load; `prefetch_count=1` keeps it fair.

@@ -1,0 +1,288 @@
+"""Exchange checks (labs 04-07): where does the real broker route a probe message?
+
+:func:`probe_routes` publishes marked probe messages to an exchange (publisher confirms,
+``mandatory``), then takes them out of every observed queue again with ``basic_get``: the
+probes are acknowledged (removed), anything else a queue held goes back when the probing
+channel closes. The student's queues thus end as they were, and the answer is what the broker
+did, not what a model predicts. A consumer on an observed queue may take a probe first, so
+the observation names such queues in its notes.
+
+Example:
+    >>> seen = probe_routes(endpoints, "lab04.stocks", {"AAPL": Message("AAPL")},
+    ...                     ["lab04.portfolio"])                    # doctest: +SKIP
+    >>> seen.received["AAPL"]                                       # doctest: +SKIP
+    {'lab04.portfolio'}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mqkit.brokers.base import Endpoints
+from mqkit.grading.registry import Check, NotYet, register
+from mqkit.routing import Message
+
+log = logging.getLogger(__name__)
+
+#: What a probe message may be given as: a routing key, a headers dict, or a Message.
+MessageSpec = str | Mapping[str, Any] | Message
+
+
+@dataclass
+class RouteObservation:
+    """Where the broker put each probe.
+
+    Attributes:
+        received: label -> the observed queues that received that probe.
+        unroutable: labels the broker returned (no queue at all got them).
+        missing: observed queues that do not exist.
+        notes: remarks for humans (consumers that may have taken probes, locked queues).
+    """
+
+    received: dict[str, set[str]] = field(default_factory=dict)
+    unroutable: set[str] = field(default_factory=set)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def as_message(spec: MessageSpec) -> Message:
+    """A :class:`~mqkit.routing.Message` from a routing key, a headers dict or a Message."""
+    if isinstance(spec, Message):
+        return spec
+    if isinstance(spec, str):
+        return Message(spec)
+    return Message("", dict(spec))
+
+
+@contextlib.contextmanager
+def _connection(endpoints: Endpoints | None, connection: Any) -> Iterator[Any]:
+    if connection is not None:
+        yield connection
+        return
+    from mqkit.clients import amqp_connection
+
+    own = amqp_connection(endpoints, name="mqkit-probe")
+    try:
+        yield own
+    finally:
+        if own.is_open:
+            own.close()
+
+
+def _close(channel: Any) -> None:
+    with contextlib.suppress(Exception):
+        if channel.is_open:
+            channel.close()
+
+
+def bound_queues(endpoints: Endpoints, exchange: str) -> list[str]:
+    """Queues an exchange reaches through its bindings, following exchange-to-exchange ones.
+
+    The default exchange (``''``) gives ``[]``: it reaches every queue by name.
+    """
+    if not exchange:
+        return []
+    from mqkit.admin import Admin
+
+    bindings = Admin(endpoints).bindings(endpoints.amqp.vhost or "/")
+    queues: dict[str, None] = {}
+    seen, todo = {exchange}, [exchange]
+    while todo:
+        source = todo.pop()
+        for binding in bindings:
+            if binding["source"] != source:
+                continue
+            name = binding["destination"]
+            if binding["destination_type"] == "queue":
+                queues.setdefault(name)
+            elif name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return sorted(queues)
+
+
+def probe_routes(endpoints: Endpoints | None, exchange: str,
+                 messages: Mapping[str, MessageSpec], queues: Iterable[str], *,
+                 connection: Any = None) -> RouteObservation:
+    """Publish each message to ``exchange`` and observe which of ``queues`` got it.
+
+    Args:
+        endpoints: the brokers (ignored when ``connection`` is given).
+        exchange: the exchange to publish to (``''``: the default exchange).
+        messages: label -> routing key, headers dict or :class:`~mqkit.routing.Message`.
+        queues: the queues to look in.
+        connection: a pika or notebook connection to use, e.g. the one that owns exclusive
+            queues (another connection may not read them).
+
+    Returns:
+        The observation; the probes are gone from the queues afterwards.
+
+    Raises:
+        NotYet: the exchange does not exist.
+    """
+    import pika
+    import pika.exceptions as pe
+
+    queues = list(dict.fromkeys(queues))
+    run = uuid.uuid4().hex[:12]
+    ids = {f"mqkit-probe-{run}-{i}": label for i, label in enumerate(messages)}
+    observation = RouteObservation({label: set() for label in messages})
+    with _connection(endpoints, connection) as conn:
+        present = _look_at_queues(conn, queues, observation)
+        publisher = conn.channel()
+        try:
+            publisher.confirm_delivery()
+            for message_id, label in ids.items():
+                message = as_message(messages[label])
+                properties = pika.BasicProperties(message_id=message_id, headers=(
+                    dict(message.headers) if message.headers else None))
+                try:
+                    publisher.basic_publish(exchange, message.routing_key, label.encode(),
+                                            properties, mandatory=True)
+                except pe.UnroutableError:
+                    observation.unroutable.add(label)
+                except pe.ChannelClosedByBroker as exc:
+                    if exc.reply_code == 404:
+                        raise NotYet(f"there is no exchange {exchange!r}") from None
+                    raise
+        finally:
+            _close(publisher)
+        for queue, waiting in present.items():
+            _take_probes(conn, queue, waiting + len(ids), ids, observation)
+    return observation
+
+
+def _look_at_queues(conn: Any, queues: list[str],
+                    observation: RouteObservation) -> dict[str, int]:
+    """Passive declares: queue -> ready messages, for the queues that can be read."""
+    import pika.exceptions as pe
+
+    present: dict[str, int] = {}
+    for queue in queues:
+        channel = conn.channel()
+        try:
+            ok = channel.queue_declare(queue, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                observation.missing.append(queue)
+            elif exc.reply_code == 405:
+                observation.notes.append(f"queue {queue!r} is exclusive to another "
+                                         "connection; pass that connection to look in it")
+            else:
+                raise
+            continue
+        finally:
+            _close(channel)
+        present[queue] = ok.method.message_count
+        if ok.method.consumer_count:
+            observation.notes.append(f"queue {queue!r} has {ok.method.consumer_count} "
+                                     "consumer(s), which may take probes first")
+    return present
+
+
+def _take_probes(conn: Any, queue: str, bound: int, ids: Mapping[str, str],
+                 observation: RouteObservation) -> None:
+    channel = conn.channel()
+    try:
+        # At most every message that was there plus every probe: a bounded loop.
+        for _ in range(bound + 1):
+            method, properties, _body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            label = ids.get(properties.message_id or "")
+            if label is None:
+                continue  # not ours: it goes back to the queue when the channel closes
+            observation.received[label].add(queue)
+            channel.basic_ack(method.delivery_tag)
+    finally:
+        _close(channel)
+
+
+# -- check functions -------------------------------------------------------------------
+
+
+def routes_as_expected(endpoints: Endpoints, exchange: str, queue: str,
+                       expected: Mapping[str, MessageSpec],
+                       unexpected: Mapping[str, MessageSpec], what: str) -> str:
+    """``queue`` gets every ``expected`` probe and none of the ``unexpected`` ones."""
+    from mqkit.grading.amqp import queue_state
+
+    state = queue_state(endpoints, queue)
+    if state is None:
+        raise NotYet(f"there is no queue {queue!r}")
+    if state.is_locked:
+        raise NotYet(f"queue {queue!r} is exclusive to another connection: declare it "
+                     "durable and not exclusive so the check can look at it")
+    # Look in every bound queue, so that no probe is left behind in the other queues.
+    seen = probe_routes(endpoints, exchange, {**expected, **unexpected},
+                        [queue, *bound_queues(endpoints, exchange)])
+    missed = [label for label in expected if queue not in seen.received[label]]
+    extra = [label for label in unexpected if queue in seen.received[label]]
+    if missed:
+        raise NotYet(f"queue {queue!r} did not receive {_describe(missed[0], expected)}")
+    if extra:
+        raise NotYet(f"queue {queue!r} also received {_describe(extra[0], unexpected)}, "
+                     "which it should not")
+    return f"queue {queue!r} receives {what}, and nothing else"
+
+
+def _describe(label: str, specs: Mapping[str, MessageSpec]) -> str:
+    message = as_message(specs[label])
+    if message.headers:
+        return f"a message with headers {dict(message.headers)}"
+    return f"a message with routing key {message.routing_key!r}"
+
+
+# -- the checks of labs 04-07 -----------------------------------------------------------
+
+register(Check(
+    "04.ticker-bindings", "04", "a portfolio queue bound to two tickers",
+    "Declare 'lab04.portfolio' (durable) and bind it to 'lab04.stocks' twice: "
+    "queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='AAPL'), "
+    "then the same with routing_key='MSFT'.",
+    routes_as_expected, params={
+        "exchange": "lab04.stocks", "queue": "lab04.portfolio",
+        "expected": {"AAPL": "AAPL", "MSFT": "MSFT"},
+        "unexpected": {"GOOG": "GOOG", "aapl": "aapl", "": ""},
+        "what": "AAPL and MSFT prices"}))
+register(Check(
+    "05.topic-bindings", "05", "a feed of sports posts and technology posts",
+    "Bind 'lab05.my-feed' to 'lab05.blog' with routing_key='sports.#' and again with "
+    "routing_key='#.technology'.",
+    routes_as_expected, params={
+        "exchange": "lab05.blog", "queue": "lab05.my-feed",
+        "expected": {"sports": "sports", "sports.football.uk": "sports.football.uk",
+                     "technology": "technology", "news.technology": "news.technology"},
+        "unexpected": {"news.politics": "news.politics", "esports.games": "esports.games",
+                       "technology.news": "technology.news"},
+        "what": "every sports post and every post ending in technology"}))
+register(Check(
+    "06.new-subscriber", "06", "user E subscribed to the notifications",
+    "Declare 'lab06.user-E' (durable) and bind it to 'lab06.notifications' "
+    "(no routing key needed: fanout ignores it).",
+    routes_as_expected, params={
+        "exchange": "lab06.notifications", "queue": "lab06.user-E",
+        "expected": {"alert": "alert", "empty key": "", "any key": "whatever.key"},
+        "unexpected": {}, "what": "every notification, whatever its routing key"}))
+register(Check(
+    "07.express-berlin", "07", "express parcels to Berlin, and only those",
+    "Bind 'lab07.berlin-express' to 'lab07.logistics' with routing_key='' and "
+    "arguments={'x-match': 'all', 'destination': 'Berlin', 'delivery_method': 'express'}.",
+    routes_as_expected, params={
+        "exchange": "lab07.logistics", "queue": "lab07.berlin-express",
+        "expected": {"berlin express": {"destination": "Berlin",
+                                        "delivery_method": "express"},
+                     "berlin express, priority": {"destination": "Berlin",
+                                                  "delivery_method": "express",
+                                                  "priority": "high"}},
+        "unexpected": {"berlin standard": {"destination": "Berlin",
+                                           "delivery_method": "standard"},
+                       "hamburg express": {"destination": "Hamburg",
+                                           "delivery_method": "express"},
+                       "berlin only": {"destination": "Berlin"}},
+        "what": "parcels with destination Berlin and delivery_method express"}))

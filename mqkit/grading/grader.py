@@ -1,0 +1,466 @@
+"""Grade a class's notebooks: each in isolation, scored from broker state, into a gradebook.
+
+For each submission :func:`grade` creates a :class:`~mqkit.grading.namespace.Namespace` (a
+fresh vhost with its own non-administrator user, and its own Mosquitto), runs the notebook
+headless in a separate kernel pointed at it (:func:`~mqkit.grading.runner.run_notebook`),
+then runs the lab's checks and the instructor's extra checks *itself* against that vhost —
+what the notebook printed is never trusted — and finally removes the namespace. It writes
+one CSV row per submission and check plus a total row per student, and a Markdown feedback
+file per student. Rows are sorted and carry no timestamps, so grading the same files again
+gives the same bytes.
+
+Example:
+    >>> from mqkit.grading.grader import grade                     # doctest: +SKIP
+    >>> gradebook = grade("02", sorted(Path("inbox").glob("*.ipynb")),
+    ...                   out="grades.csv", feedback_dir="feedback", workers=2)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mqkit.brokers.base import Endpoints
+from mqkit.exceptions import ConfigError
+from mqkit.grading.registry import Check, CheckResult, Status, checks_for_lab
+from mqkit.grading.runner import RunReport, run_notebook
+
+log = logging.getLogger(__name__)
+
+#: The gradebook's columns.
+COLUMNS = ("student", "lab", "check", "points", "max_points", "status", "message")
+
+#: Labs whose notebooks use MQTT get their own Mosquitto; the others share the instructor's
+#: (they never publish to it; the notebook's start_brokers() only probes it).
+MQTT_LABS = frozenset({"00", "10"})
+
+_TOTAL = "TOTAL"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's notebook."""
+
+    student: str
+    path: Path
+
+
+@dataclass
+class SubmissionResult:
+    """The outcome of grading one submission.
+
+    Attributes:
+        submission: whose notebook.
+        lab: the lab number.
+        results: one result per check, sorted by check id.
+        run: what happened while the notebook ran.
+        hidden: ids of checks the student does not see in advance.
+        vhost: the vhost the submission ran in (not written to the gradebook).
+    """
+
+    submission: Submission
+    lab: str
+    results: list[CheckResult]
+    run: RunReport
+    hidden: frozenset[str] = frozenset()
+    vhost: str = ""
+
+    @property
+    def points(self) -> int:
+        """Points awarded."""
+        return sum(r.points for r in self.results)
+
+    @property
+    def max_points(self) -> int:
+        """Points possible."""
+        return sum(r.max_points for r in self.results)
+
+
+@dataclass
+class Gradebook:
+    """Every submission's result, sorted by student."""
+
+    lab: str
+    submissions: list[SubmissionResult] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, str]]:
+        """The CSV rows: each check of each student, then the student's total."""
+        rows = []
+        for item in self.submissions:
+            student = item.submission.student
+            for result in item.results:
+                rows.append({"student": student, "lab": self.lab, "check": result.check_id,
+                             "points": str(result.points),
+                             "max_points": str(result.max_points),
+                             "status": result.status.value, "message": result.message})
+            rows.append({"student": student, "lab": self.lab, "check": _TOTAL,
+                         "points": str(item.points), "max_points": str(item.max_points),
+                         "status": item.run.outcome, "message": item.run.reason})
+        return rows
+
+    def to_csv(self) -> str:
+        """The gradebook as CSV text, one line per row."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows())
+        return buffer.getvalue()
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """``{student: (points, max_points)}``."""
+        return {s.submission.student: (s.points, s.max_points) for s in self.submissions}
+
+
+# -- who handed in what -------------------------------------------------------------------
+
+
+def student_of(path: Path, lab: str | None = None) -> str:
+    """The student a notebook belongs to.
+
+    The notebook's metadata ``mqkit.student`` wins; otherwise the file name, without a
+    trailing lab number (``alice.ipynb`` and ``alice-02.ipynb`` are both ``alice``).
+    """
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        named = str((metadata.get("mqkit") or {}).get("student") or "").strip()
+    except (OSError, ValueError, AttributeError):
+        named = ""
+    if named:
+        return _clean_name(named)
+    stem = path.name.removesuffix(".ipynb")
+    suffix = rf"[-_]{re.escape(lab)}$" if lab else r"[-_]\d\d$"
+    return _clean_name(re.sub(suffix, "", stem) or stem)
+
+
+def _clean_name(text: str) -> str:
+    return re.sub(r"[^\w.@-]+", "_", text).strip("_")[:64] or "unknown"
+
+
+def collect(lab: str, paths: Iterable[str | Path]) -> list[Submission]:
+    """The submissions, sorted by student.
+
+    Raises:
+        ConfigError: a file is missing or not a ``.ipynb``, or two files name one student.
+    """
+    submissions: dict[str, Submission] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(f"No submission file {str(path)!r}.",
+                              hint="Pass the paths of the collected .ipynb files.")
+        if path.suffix != ".ipynb":
+            raise ConfigError(f"{str(path)!r} is not a notebook (.ipynb).",
+                              hint="Pass the collected .ipynb files only.")
+        student = student_of(path, lab)
+        if student in submissions:
+            raise ConfigError(
+                f"Two submissions for student {student!r}: {submissions[student].path} "
+                f"and {path}.", hint="Keep one notebook per student, or set distinct "
+                                     "metadata mqkit.student.")
+        submissions[student] = Submission(student, path.resolve())
+    return [submissions[name] for name in sorted(submissions)]
+
+
+# -- which checks ---------------------------------------------------------------------
+
+
+def load_extra_checks(path: str | Path, lab: str) -> list[Check]:
+    """The checks of lab ``lab`` defined in an instructor's Python file.
+
+    The file defines :class:`~mqkit.grading.Check` objects at module level (or a ``CHECKS``
+    list); they are not added to the global registry, so they stay hidden from students.
+
+    Raises:
+        ConfigError: the file is missing, fails to import, or repeats a check id.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"No checks file {str(file)!r}.",
+                          hint="Pass --checks the path of a Python file defining Check objects.")
+    name = f"mqkit_extra_checks_{abs(hash(str(file.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError(f"The checks file {str(file)!r} failed to import: "
+                          f"{type(exc).__name__}: {exc}.",
+                          hint="Run it with python to see the traceback.") from exc
+    found = [value for value in vars(module).values() if isinstance(value, Check)]
+    found += [value for value in getattr(module, "CHECKS", []) if isinstance(value, Check)]
+    unique: dict[str, Check] = {}
+    for check in found:
+        if check.id in unique and unique[check.id] is not check:
+            raise ConfigError(f"The checks file {str(file)!r} defines {check.id!r} twice.",
+                              hint="Give every check its own id.")
+        unique[check.id] = check
+    return [unique[key] for key in sorted(unique) if unique[key].lab == lab]
+
+
+def lab_checks(lab: str, extra: str | Path | None = None) -> tuple[list[Check], frozenset[str]]:
+    """The checks to run for ``lab`` (sorted by id) and the ids of the hidden ones.
+
+    Raises:
+        ConfigError: no check exists for ``lab``, or an extra check repeats a built-in id.
+    """
+    checks = {c.id: c for c in checks_for_lab(lab)}
+    hidden = {c.id for c in checks.values() if not c.visible}
+    if extra is not None:
+        for check in load_extra_checks(extra, lab):
+            if check.id in checks:
+                raise ConfigError(f"The extra check {check.id!r} has the id of a built-in "
+                                  "check.", hint="Rename it, e.g. with a .hidden suffix.")
+            checks[check.id] = check
+            hidden.add(check.id)
+    if not checks:
+        known = sorted({c.lab for c in checks_for_lab_all()})
+        raise ConfigError(f"No checks for lab {lab!r}.",
+                          hint=f"Labs with checks: {', '.join(known)}; or pass --checks.")
+    return [checks[key] for key in sorted(checks)], frozenset(hidden)
+
+
+def checks_for_lab_all() -> list[Check]:
+    """Every registered check (all labs)."""
+    from mqkit.grading.registry import all_checks
+
+    return all_checks()
+
+
+# -- grading one submission ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to grade: the same for every submission of a batch."""
+
+    lab: str
+    broker: Endpoints
+    cell_timeout: float
+    total_timeout: float
+    extra_checks: str | None
+    with_mqtt: bool
+    mosquitto_binary: str
+
+
+def kernel_environment(namespace_env: dict[str, str], home: Path) -> dict[str, str]:
+    """The kernel's environment: the grader's without any ``MQKIT_*``, plus the namespace's.
+
+    ``HOME`` and the state directories point into a scratch folder, so the notebook's
+    ``mqkit`` finds no broker state of the grader's.
+    """
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("MQKIT_", "JPY_", "JUPYTER_"))}
+    env.update(namespace_env)
+    env.update({"HOME": str(home), "XDG_STATE_HOME": str(home / ".state"),
+                "MQKIT_STATE_DIR": str(home / ".state" / "mqkit"),
+                "PYTHONUNBUFFERED": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    # The kernel imports mqkit from the same installation as the grader.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
+    """Grade one submission in a namespace of its own; never raises for the notebook's sake."""
+    from mqkit.grading.namespace import Namespace
+
+    checks, hidden = lab_checks(settings.lab, settings.extra_checks)
+    space = Namespace.create(settings.broker, submission.student,
+                             with_mqtt=settings.with_mqtt,
+                             mosquitto_binary=settings.mosquitto_binary)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mqkit-grade-") as scratch:
+            home = Path(scratch)
+            run = run_notebook(submission.path, kernel_environment(space.environment(), home),
+                               cell_timeout=settings.cell_timeout,
+                               total_timeout=settings.total_timeout, workdir=home)
+        results = [check.run(space.endpoints) for check in checks]
+    finally:
+        space.close()
+    log.info("graded %s: %s", submission.student,
+             ", ".join(f"{r.check_id}={r.points}/{r.max_points}" for r in results))
+    return SubmissionResult(submission, settings.lab, results, run, hidden, space.vhost)
+
+
+def _failed_to_grade(submission: Submission, settings: Settings,
+                     exc: BaseException) -> SubmissionResult:
+    """A result for a submission the grader itself could not grade (broker trouble)."""
+    checks, hidden = lab_checks(settings.lab, settings.extra_checks)
+    text = f"grading failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    results = [CheckResult(c.id, Status.ERROR, "not checked: the grader failed", "", 0, c.points)
+               for c in checks]
+    return SubmissionResult(submission, settings.lab, results,
+                            RunReport("not-run", text, 0, 0), hidden)
+
+
+def _grade_safely(submission: Submission, settings: Settings) -> SubmissionResult:
+    try:
+        return grade_one(submission, settings)
+    except Exception as exc:
+        log.error("could not grade %s: %r", submission.student, exc)
+        return _failed_to_grade(submission, settings, exc)
+
+
+# -- the batch -------------------------------------------------------------------------------
+
+
+def normalize_lab(lab: str) -> str:
+    """``"2"``, ``"02"`` or ``"02-queues-durability"`` → ``"02"``.
+
+    Raises:
+        ConfigError: not a lab number.
+    """
+    match = re.fullmatch(r"(\d{1,2})(-.*)?", str(lab).strip())
+    if not match:
+        raise ConfigError(f"Unknown lab {lab!r}.", hint="Name the lab by its number, e.g. 02.")
+    return f"{int(match.group(1)):02d}"
+
+
+def grade(
+    lab: str,
+    submissions: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    feedback_dir: str | Path | None = None,
+    workers: int = 1,
+    timeout: float = 60.0,
+    total_timeout: float | None = None,
+    extra_checks: str | Path | None = None,
+    broker: Endpoints | None = None,
+    isolate_mqtt: bool | None = None,
+) -> Gradebook:
+    """Grade every submission of ``lab``; write the gradebook CSV and feedback files.
+
+    Args:
+        lab: the lab number (``"02"``).
+        submissions: paths of the students' ``.ipynb`` files.
+        out: where to write the CSV (``None``: write nothing).
+        feedback_dir: where to write ``<student>.md`` feedback (``None``: none).
+        workers: submissions graded at the same time (each thread drives its own kernel
+            process in its own namespace).
+        timeout: seconds one cell may run.
+        total_timeout: seconds a notebook may run (default: ``5 × timeout``).
+        extra_checks: a Python file with the instructor's hidden checks.
+        broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
+        isolate_mqtt: give each submission its own Mosquitto (default: for labs that use
+            MQTT, see :data:`MQTT_LABS`).
+
+    Returns:
+        The :class:`Gradebook`, sorted by student.
+
+    Raises:
+        ConfigError: unknown lab, missing files, duplicate students, a bad checks file.
+    """
+    lab = normalize_lab(lab)
+    extra = str(Path(extra_checks).resolve()) if extra_checks is not None else None
+    lab_checks(lab, extra)  # fail early on an unknown lab or a bad checks file
+    items = collect(lab, submissions)
+    if broker is None:
+        from mqkit.launcher import start_brokers
+
+        broker = start_brokers()
+    if not broker.management_url:
+        raise ConfigError("Grading needs the RabbitMQ management API (to create vhosts).",
+                          hint="Use brokers mqkit starts, or set MQKIT_MANAGEMENT_URL to an "
+                               "administrator's management URL.")
+    from mqkit.config import Settings as MQKitSettings
+
+    with_mqtt = lab in MQTT_LABS if isolate_mqtt is None else isolate_mqtt
+    settings = Settings(lab, broker, float(timeout), float(total_timeout or 5 * timeout),
+                        extra, with_mqtt, MQKitSettings.from_env().mosquitto_binary)
+    if workers <= 1 or len(items) <= 1:
+        results = [_grade_safely(item, settings) for item in items]
+    else:
+        results = _grade_parallel(items, settings, workers)
+    gradebook = Gradebook(lab, sorted(results, key=lambda r: r.submission.student))
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(gradebook.to_csv(), encoding="utf-8")
+    if feedback_dir is not None:
+        write_feedback(gradebook, feedback_dir)
+    return gradebook
+
+
+def _grade_parallel(items: list[Submission], settings: Settings,
+                    workers: int) -> list[SubmissionResult]:
+    # Threads suffice: the work happens in the kernel processes and the brokers; each thread
+    # drives its own kernel (nbclient runs an event loop per thread) in its own namespace.
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                               thread_name_prefix="mqkit-grade") as pool:
+        futures = {pool.submit(_grade_safely, item, settings): item for item in items}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                results.append(future.result())
+            except Exception as exc:  # a worker process that died
+                results.append(_failed_to_grade(futures[future], settings, exc))
+    return results
+
+
+# -- feedback --------------------------------------------------------------------------------
+
+
+_MARK = {Status.PASSED: "passed", Status.FAILED: "not yet", Status.ERROR: "could not check"}
+
+
+def feedback_markdown(item: SubmissionResult) -> str:
+    """One student's feedback: total, how the notebook ran, and each check with its hint."""
+    lines = [f"# Lab {item.lab} — feedback for {item.submission.student}", "",
+             f"**Score: {item.points} / {item.max_points}**", ""]
+    run = item.run
+    if run.outcome == "completed":
+        lines.append(f"Your notebook ran to the end ({run.code_cells} code cells).")
+    else:
+        lines.append(f"Your notebook did not run cleanly: {run.reason}.")
+        if run.outcome in ("timed-out", "kernel-died"):
+            lines.append("The checks looked at what your code had done up to that point.")
+    if run.output_dropped:
+        lines.append(f"It printed {run.output_bytes} bytes; only the first "
+                     f"{run.output_bytes - run.output_dropped} were kept.")
+    lines += ["", "The grader checked the broker itself; what the notebook printed was not "
+              "used for the score.", "", "| check | points | result |", "|---|---|---|"]
+    for result in item.results:
+        name = result.check_id + (" (hidden)" if result.check_id in item.hidden else "")
+        message = result.message.replace("|", "\\|")
+        lines.append(f"| {name} | {result.points}/{result.max_points} | "
+                     f"{_MARK[result.status]}: {message} |")
+    hints = [r for r in item.results if r.status is Status.FAILED and r.hint]
+    if hints:
+        lines += ["", "## Next steps", ""]
+        lines += [f"- **{r.check_id}**: {r.hint}" for r in hints]
+    return "\n".join(lines) + "\n"
+
+
+def write_feedback(gradebook: Gradebook, folder: str | Path) -> list[Path]:
+    """Write ``<student>.md`` for every submission into ``folder``; return the paths."""
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item in gradebook.submissions:
+        path = target / f"{item.submission.student}.md"
+        path.write_text(feedback_markdown(item), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def summary_lines(gradebook: Gradebook) -> list[str]:
+    """One line per student for the command line: total and how the notebook ran."""
+    lines = []
+    for item in gradebook.submissions:
+        note = f"  ({item.run.reason})" if item.run.reason else ""
+        lines.append(f"{item.submission.student:<20} {item.points:>3}/{item.max_points:<3} "
+                     f"{item.run.outcome}{note}")
+    return lines

@@ -1,0 +1,214 @@
+"""MQTT checks: they look at the real Mosquitto through a short-lived paho client of their own.
+
+MQTT brokers have no management API, so a check *behaves* like a client and watches what the
+broker does:
+
+* a retained message is there when a new subscription receives it with the retain flag;
+* a persistent session kept every message published while its subscriber was away when a
+  client resuming that session (same client id, clean session off) receives them all at
+  QoS >= 1. The check never acknowledges them, so the broker keeps them and sends them again
+  on the next resume: running the check changes nothing;
+* a last will arrived when the will's topic holds the will payload as its retained message
+  (only the broker publishes a will, when its client vanished without a DISCONNECT).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mqkit.brokers.base import Endpoints
+from mqkit.grading.registry import Check, NotYet, register
+
+#: Seconds a check waits for the broker's answers (CONNACK, SUBACK, the messages).
+TIMEOUT = 5.0
+#: Seconds without a new message after which a check stops waiting for more.
+QUIET = 0.5
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message a check received."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    dup: bool
+
+
+class _Probe:
+    """A paho client of a check: connected, looping in the background, always stopped."""
+
+    def __init__(self, endpoints: Endpoints, client_id: str | None,
+                 clean_session: bool = True) -> None:
+        from mqkit.clients import mqtt_client
+
+        self.client = mqtt_client(endpoints, client_id=client_id or
+                                  f"mqkit-check-{secrets.token_hex(4)}",
+                                  clean_session=clean_session)
+        self.client.manual_ack_set(True)  # acknowledge nothing: a check leaves state as it was
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.session_present = False
+        self.refused = ""
+        self.messages: list[Received] = []
+        self._arrived = threading.Condition()
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any) -> None:
+        if reason_code.is_failure:
+            self.refused = str(reason_code)
+        else:
+            self.session_present = bool(flags.session_present)
+        self.connected.set()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._arrived:
+            self.messages.append(Received(message.topic, message.payload, message.qos,
+                                          bool(message.retain), bool(message.dup)))
+            self._arrived.notify_all()
+
+    def connect(self) -> None:
+        address = self.client._mqkit_address  # set by mqkit.clients.mqtt_client
+        self.client.connect(address.host, address.port, keepalive=30)
+        self.client.loop_start()
+        if not self.connected.wait(TIMEOUT):
+            raise TimeoutError(f"no CONNACK from Mosquitto within {TIMEOUT} s")
+        if self.refused:
+            raise ConnectionRefusedError(f"Mosquitto refused the check's client: {self.refused}")
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        self.client.subscribe(topic_filter, qos)
+        if not self.subscribed.wait(TIMEOUT):
+            raise TimeoutError(f"no SUBACK from Mosquitto within {TIMEOUT} s")
+
+    def collect(self, wanted: int) -> list[Received]:
+        """Messages until ``wanted`` arrived or none came for :data:`QUIET` seconds."""
+        deadline = time.monotonic() + TIMEOUT
+        with self._arrived:
+            seen = -1
+            while len(self.messages) < wanted and len(self.messages) != seen:
+                seen = len(self.messages)
+                self._arrived.wait(min(QUIET, max(0.0, deadline - time.monotonic())))
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextlib.contextmanager
+def _probe(endpoints: Endpoints, client_id: str | None = None,
+           clean_session: bool = True) -> Iterator[_Probe]:
+    probe = _Probe(endpoints, client_id, clean_session)
+    try:
+        probe.connect()
+        yield probe
+    finally:
+        probe.close()
+
+
+def _retained(endpoints: Endpoints, topic: str) -> Received | None:
+    """The retained message of ``topic`` as a new subscription receives it, or ``None``."""
+    with _probe(endpoints) as probe:
+        probe.subscribe(topic, 1)
+        # A retained message is sent right after the SUBACK, or not at all.
+        retained = [m for m in probe.collect(1) if m.retain and m.topic == topic]
+    return retained[0] if retained else None
+
+
+def _text(payload: bytes) -> str:
+    return payload.decode("utf-8", errors="replace")
+
+
+# -- check functions (reusable with other topics) --------------------------------------
+
+
+def retained_message(endpoints: Endpoints, topic: str, payload: str | None = None) -> str:
+    """``topic`` has a retained message (with ``payload``, when given)."""
+    found = _retained(endpoints, topic)
+    if found is None:
+        raise NotYet(f"a new subscription to {topic!r} received no retained message")
+    if payload is not None and _text(found.payload) != payload:
+        raise NotYet(f"the retained message of {topic!r} is {_text(found.payload)!r}, "
+                     f"expected {payload!r}")
+    return f"a new subscription to {topic!r} receives the retained message " \
+           f"{_text(found.payload)!r}"
+
+
+def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: str,
+                          expected: int) -> str:
+    """The persistent session of ``client_id`` holds ``expected`` messages at QoS >= 1.
+
+    The check resumes the session (clean session off), counts what arrives without
+    acknowledging it, and disconnects: the broker keeps the messages for the next resume.
+    """
+    from mqkit.routing import topic_matches
+
+    with _probe(endpoints, client_id, clean_session=False) as probe:
+        is_present = probe.session_present
+        messages = probe.collect(expected) if is_present else []
+    if not is_present:
+        # Connecting created an empty session for that id; remove it again.
+        with _probe(endpoints, client_id, clean_session=True):
+            pass
+        raise NotYet(f"Mosquitto keeps no session for client id {client_id!r}: connect it "
+                     "with clean_session=False and subscribe before publishing")
+    mine = [m for m in messages if topic_matches(topic_filter, m.topic)]
+    if not mine:
+        raise NotYet(f"the session of {client_id!r} holds no message for {topic_filter!r}: "
+                     "was it subscribed at QoS 1 or 2 before the messages were published?")
+    low = [m for m in mine if m.qos == 0]
+    if low:
+        raise NotYet(f"{len(low)} message(s) came at QoS 0: subscribe and publish at QoS 1")
+    if len(mine) < expected:
+        raise NotYet(f"the session of {client_id!r} kept {len(mine)} of {expected} messages "
+                     f"for {topic_filter!r}")
+    return (f"the session of {client_id!r} kept all {len(mine)} messages published to "
+            f"{topic_filter!r} while it was away (QoS {min(m.qos for m in mine)})")
+
+
+def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
+    """The broker published the last will: ``topic`` retains ``payload``.
+
+    The will must be set with ``retain=True`` for the check to see it after the fact.
+    """
+    found = _retained(endpoints, topic)
+    if found is None:
+        raise NotYet(f"{topic!r} has no retained message: set the will with retain=True, "
+                     "connect, then end the client abruptly")
+    if _text(found.payload) != payload:
+        raise NotYet(f"{topic!r} retains {_text(found.payload)!r}, not the will "
+                     f"{payload!r}: the client is still connected, or it said goodbye with "
+                     "disconnect() (which discards the will)")
+    return f"the broker published the last will: {topic!r} now retains {payload!r}"
+
+
+# -- the checks of lab 10 --------------------------------------------------------------
+
+register(Check(
+    "10.retained-message", "10", "a retained message",
+    "Publish with retain=True: client.publish(topic, payload, qos=1, retain=True).",
+    retained_message,
+    params={"topic": "lab10/config/greeting", "payload": "Hello, MQTT!"}))
+register(Check(
+    "10.persistent-session", "10", "a persistent session kept every QoS 1 message",
+    "Connect the worker with a fixed client id and clean_session=False, subscribe at QoS 1, "
+    "disconnect, then publish the jobs at QoS 1.",
+    session_kept_messages, points=2,
+    params={"client_id": "lab10-worker", "topic_filter": "lab10/jobs/#", "expected": 5}))
+register(Check(
+    "10.last-will", "10", "the last will arrived",
+    "will_set(topic, 'offline', qos=1, retain=True) before connect(); then kill the client "
+    "(not disconnect()).",
+    last_will_arrived, points=2,
+    params={"topic": "lab10/devices/sensor-1/status", "payload": "offline"}))

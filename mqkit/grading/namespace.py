@@ -1,0 +1,211 @@
+"""A submission's own broker namespace: a RabbitMQ vhost and user, and its own Mosquitto.
+
+The grader gives every submission a fresh vhost on the instructor's RabbitMQ with a
+non-administrator user that has permissions on that vhost only (RabbitMQ refuses it
+everywhere else, AMQP and management API alike) and the ``management`` tag, so the notebook
+and the checks can read its own queues through the management API. MQTT has no vhosts, so
+each submission gets its own Mosquitto process on a free loopback port (it starts in well
+under a second). :meth:`Namespace.close` removes the vhost, the user and the process.
+
+Example:
+    >>> with Namespace.create(mqkit.start_brokers(), "alice") as space:  # doctest: +SKIP
+    ...     space.endpoints.amqp_url   # amqp://grade-alice-…:…@127.0.0.1:PORT/grade-alice-…
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from mqkit.admin import Admin
+from mqkit.brokers.base import Endpoints
+from mqkit.brokers.readiness import probe_mqtt
+from mqkit.brokers.specs import MOSQUITTO, mosquitto_password_line, new_password, render
+from mqkit.exceptions import BrokerConnectionError, BrokerStartError
+from mqkit.ports import LOOPBACK, free_port
+from mqkit.urls import amqp_url, http_url, mqtt_url
+
+log = logging.getLogger(__name__)
+
+#: Seconds a submission's Mosquitto gets to answer an authenticated CONNECT.
+MOSQUITTO_START_TIMEOUT = 10.0
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:40] or "student"
+
+
+@dataclass
+class MosquittoProcess:
+    """One Mosquitto broker in a temporary directory, with one user; stopped by :meth:`stop`."""
+
+    username: str
+    password: str
+    port: int
+    folder: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, username: str, binary: str = "mosquitto") -> MosquittoProcess:
+        """Start Mosquitto on a free loopback port and wait for an authenticated CONNACK.
+
+        Raises:
+            BrokerStartError: the binary is missing or the broker does not answer in time.
+        """
+        path = shutil.which(binary) or next(
+            (p for p in (f"/usr/sbin/{binary}",) if os.access(p, os.X_OK)), None)
+        if path is None:
+            raise BrokerStartError(f"mosquitto ({binary!r}) is not installed.",
+                                   hint="Install it (`apt-get install mosquitto`) or set "
+                                        "MQKIT_MOSQUITTO_BINARY.")
+        folder = Path(tempfile.mkdtemp(prefix="mqkit-grade-mqtt-"))
+        password = new_password()
+        broker = cls(username, password, free_port(), folder)
+        passwd = folder / "passwd"
+        passwd.write_text(mosquitto_password_line(username, password))
+        passwd.chmod(0o600)
+        (folder / "data").mkdir()
+        extra = "user root\n" if os.geteuid() == 0 else ""
+        conf = folder / "mosquitto.conf"
+        conf.write_text(render(MOSQUITTO.template, bind=LOOPBACK, mqtt_port=broker.port,
+                               password_file=passwd, data_dir=folder / "data",
+                               log_dest=f"file {folder / 'mosquitto.log'}", extra=extra))
+        broker.process = subprocess.Popen([path, "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            broker._wait_ready()
+        except BaseException:
+            broker.stop()
+            raise
+        return broker
+
+    @property
+    def url(self) -> str:
+        """``mqtt://user:pass@127.0.0.1:PORT``."""
+        return mqtt_url(LOOPBACK, self.port, self.username, self.password)
+
+    def _wait_ready(self) -> None:
+        from mqkit.urls import parse_url
+
+        address = parse_url(self.url, ("mqtt",), "mqtt_url")
+        deadline = time.monotonic() + MOSQUITTO_START_TIMEOUT
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise BrokerStartError(f"a grading Mosquitto exited with code "
+                                       f"{self.process.returncode}.",
+                                       hint=f"See {self.folder / 'mosquitto.log'}.")
+            try:
+                probe_mqtt(address, timeout=1.0)
+                return
+            except BrokerConnectionError:
+                if time.monotonic() > deadline:
+                    raise BrokerStartError(
+                        f"a grading Mosquitto did not answer on 127.0.0.1:{self.port} within "
+                        f"{MOSQUITTO_START_TIMEOUT:.0f} s.", hint="Is the port free?") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and remove its directory."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass
+class Namespace:
+    """A submission's vhost, user and Mosquitto, and the endpoints that reach them.
+
+    Attributes:
+        vhost: the RabbitMQ virtual host (also the user name).
+        endpoints: AMQP URL with the scoped user and vhost, the own Mosquitto's URL, and the
+            management URL with the scoped user (``backend`` is ``external``).
+    """
+
+    vhost: str
+    endpoints: Endpoints
+    admin: Admin = field(repr=False)
+    mosquitto: MosquittoProcess | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, broker: Endpoints, label: str, *, with_mqtt: bool = True,
+               mosquitto_binary: str = "mosquitto") -> Namespace:
+        """Create a fresh vhost and user on ``broker``'s RabbitMQ (and start a Mosquitto).
+
+        Args:
+            broker: the instructor's brokers (an administrator's management URL).
+            label: readable part of the vhost name (the student); a random suffix keeps
+                concurrent and repeated gradings apart.
+            with_mqtt: start an own Mosquitto; without it the submission gets the
+                instructor's MQTT URL (for labs that do not use MQTT).
+            mosquitto_binary: the Mosquitto executable.
+        """
+        admin = Admin(broker)
+        name = f"grade-{_slug(label)}-{secrets.token_hex(4)}"
+        password = new_password()
+        admin.create_vhost(name, description=f"mqkit grading of {label}")
+        space = cls(name, broker, admin)
+        try:
+            admin.create_user(name, password, tags="management")
+            admin.set_permissions(name, name)
+            mqtt = broker.mqtt_url
+            if with_mqtt:
+                space.mosquitto = MosquittoProcess.start(name, mosquitto_binary)
+                mqtt = space.mosquitto.url
+            manage = broker.management
+            assert manage is not None
+            space.endpoints = Endpoints(
+                amqp_url=amqp_url(broker.amqp.host, broker.amqp.port, name, password, name),
+                mqtt_url=mqtt,
+                management_url=http_url(manage.host, manage.port, name, password),
+                backend="external")
+        except BaseException:
+            space.close()
+            raise
+        log.info("created grading namespace %s", name)
+        return space
+
+    def environment(self) -> dict[str, str]:
+        """The ``MQKIT_*`` variables that point a notebook kernel at this namespace."""
+        return {"MQKIT_BACKEND": "external", "MQKIT_AMQP_URL": self.endpoints.amqp_url,
+                "MQKIT_MQTT_URL": self.endpoints.mqtt_url,
+                "MQKIT_MANAGEMENT_URL": self.endpoints.management_url}
+
+    def close(self) -> None:
+        """Close the user's connections, delete the vhost and the user, stop Mosquitto."""
+        with contextlib.suppress(Exception):
+            for connection in self.admin.connections():
+                if connection.get("user") == self.vhost:
+                    self.admin.close_connection(connection["name"], "grading finished")
+        for action in (lambda: self.admin.delete_vhost(self.vhost),
+                       lambda: self.admin.delete_user(self.vhost)):
+            try:
+                action()
+            except Exception as exc:  # cleanup goes on: report, do not stop the batch
+                log.warning("could not clean up grading namespace %s: %s", self.vhost, exc)
+        if self.mosquitto is not None:
+            self.mosquitto.stop()
+        log.info("removed grading namespace %s", self.vhost)
+
+    def __enter__(self) -> Namespace:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()

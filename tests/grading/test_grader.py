@@ -1,0 +1,191 @@
+"""`mqkit grade` against real brokers: exact scores for labs 02 and 03, malicious ones included."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from pathlib import Path
+
+import pika
+import pytest
+
+from mqkit.admin import Admin
+from mqkit.grading.grader import Gradebook, collect, grade, student_of
+from mqkit.grading.namespace import Namespace
+from tests.grading import submissions
+
+pytestmark = pytest.mark.integration
+
+EXTRA = Path(__file__).with_name("extra_checks.py")
+CELL_TIMEOUT = 10
+
+# student -> ({check: points}, outcome); max points: lab 02 = 5, lab 03 = 3.
+EXPECTED_02 = {
+    "broken": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+                "02.survives-restart": 2}, "errors"),
+    "correct": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+                 "02.survives-restart": 2}, "completed"),
+    "crasher": ({"02.durable-queue": 0, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+                 "02.survives-restart": 0}, "kernel-died"),
+    "different": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+                   "02.survives-restart": 2}, "completed"),
+    "exiter": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+                "02.survives-restart": 2}, "errors"),
+    "fake": ({"02.durable-queue": 0, "02.hidden-orders-once": 0, "02.quorum-queue": 0,
+              "02.survives-restart": 0}, "completed"),
+    "looper": ({"02.durable-queue": 1, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+                "02.survives-restart": 0}, "timed-out"),
+    "partial": ({"02.durable-queue": 1, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+                 "02.survives-restart": 0}, "completed"),
+    "shouter": ({"02.durable-queue": 1, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+                 "02.survives-restart": 2}, "completed"),
+    "vandal": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 0,
+                "02.survives-restart": 2}, "completed"),
+    "wrong": ({"02.durable-queue": 0, "02.hidden-orders-once": 1, "02.quorum-queue": 0,
+               "02.survives-restart": 0}, "completed"),
+}
+EXPECTED_03 = {
+    "broken": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1}, "errors"),
+    "correct": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1}, "completed"),
+    "different": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1}, "completed"),
+    "endless": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1}, "timed-out"),
+    "fake": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0}, "completed"),
+    "partial": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1}, "completed"),
+    "wrong": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0}, "completed"),
+}
+
+
+@pytest.fixture(scope="module")
+def canary(brokers):
+    """A queue with one message in the instructor's vhost '/', which a submission attacks."""
+    name = f"grading.canary.{uuid.uuid4().hex[:8]}"
+    with pika.BlockingConnection(pika.URLParameters(brokers.amqp_url)) as connection:
+        channel = connection.channel()
+        channel.queue_declare(name, durable=True)
+        channel.confirm_delivery()
+        channel.basic_publish("", name, b"keep me")
+    yield name
+    Admin(brokers).delete_queue(name)
+
+
+@pytest.fixture(scope="module")
+def graded_02(brokers, canary, tmp_path_factory) -> tuple[Gradebook, Path]:
+    folder = tmp_path_factory.mktemp("lab02")
+    paths = submissions.write(folder / "in", "02", submissions.lab02(canary))
+    gradebook = grade("02", paths, out=folder / "grades.csv", feedback_dir=folder / "feedback",
+                      workers=2, timeout=CELL_TIMEOUT, extra_checks=EXTRA, broker=brokers)
+    return gradebook, folder
+
+
+@pytest.fixture(scope="module")
+def graded_03(brokers, tmp_path_factory) -> tuple[Gradebook, Path, list[Path]]:
+    folder = tmp_path_factory.mktemp("lab03")
+    paths = submissions.write(folder / "in", "03", submissions.lab03())
+    gradebook = grade("03", paths, out=folder / "grades.csv", feedback_dir=folder / "feedback",
+                      workers=2, timeout=CELL_TIMEOUT, extra_checks=EXTRA, broker=brokers)
+    return gradebook, folder, paths
+
+
+def scores(gradebook: Gradebook) -> dict[str, tuple[dict[str, int], str]]:
+    return {item.submission.student: ({r.check_id: r.points for r in item.results},
+                                      item.run.outcome)
+            for item in gradebook.submissions}
+
+
+def test_lab02_exact_scores(graded_02):
+    gradebook, _ = graded_02
+    assert scores(gradebook) == EXPECTED_02
+    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_02, 5)
+
+
+def test_lab03_exact_scores(graded_03):
+    gradebook, _, _ = graded_03
+    assert scores(gradebook) == EXPECTED_03
+    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_03, 3)
+
+
+def test_reasons_name_what_went_wrong(graded_02, graded_03):
+    runs = {i.submission.student: i.run for i in graded_02[0].submissions}
+    assert runs["looper"].reason.startswith("timed out in cell 3")
+    assert runs["crasher"].reason == "the kernel died in cell 2"
+    assert runs["broken"].reason == "error in cell 3: ZeroDivisionError: division by zero"
+    assert runs["exiter"].reason.startswith("error in cell 2: SystemExit")
+    assert runs["shouter"].output_bytes > 4_000_000
+    assert 0 < runs["shouter"].output_dropped < runs["shouter"].output_bytes
+    assert runs["correct"].reason == ""
+    endless = {i.submission.student: i.run for i in graded_03[0].submissions}["endless"]
+    assert endless.reason.startswith("timed out in cell 3")
+
+
+def test_printed_passed_is_not_trusted(graded_02):
+    fake = {i.submission.student: i for i in graded_02[0].submissions}["fake"]
+    assert fake.points == 0
+    assert {r.message for r in fake.results} == {"there is no queue 'lab02.orders'",
+                                                 "there is no queue 'lab02.quorum'"}
+
+
+def test_another_vhost_is_refused_and_untouched(graded_02, brokers, canary):
+    # The vandal tried to delete the canary in '/' over AMQP and HTTP: it is still there.
+    with pika.BlockingConnection(pika.URLParameters(brokers.amqp_url)) as connection:
+        ok = connection.channel().queue_declare(canary, passive=True)
+    assert ok.method.message_count == 1
+
+
+def test_scoped_users_are_refused_on_each_others_vhosts(brokers):
+    with Namespace.create(brokers, "a", with_mqtt=False) as a, \
+            Namespace.create(brokers, "b", with_mqtt=False) as b:
+        crossed = pika.URLParameters(a.endpoints.amqp_url.rsplit("/", 1)[0] + "/" + b.vhost)
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+            pika.BlockingConnection(crossed)
+        with pytest.raises(Exception, match=r"401|403|refused"):
+            Admin(a.endpoints).queues(b.vhost)
+        assert [v["name"] for v in Admin(a.endpoints).vhosts()] == [a.vhost]
+    names = {v["name"] for v in Admin(brokers).vhosts()}
+    users = {u["name"] for u in Admin(brokers).users()}
+    assert a.vhost not in names
+    assert b.vhost not in names
+    assert a.vhost not in users
+
+
+def test_each_submission_had_its_own_vhost_and_all_were_removed(graded_02, graded_03, brokers):
+    vhosts = [i.vhost for g in (graded_02[0], graded_03[0]) for i in g.submissions]
+    assert len(set(vhosts)) == len(vhosts) == len(EXPECTED_02) + len(EXPECTED_03)
+    left = {v["name"] for v in Admin(brokers).vhosts()} | {u["name"]
+                                                           for u in Admin(brokers).users()}
+    assert not left & set(vhosts)
+
+
+def test_csv_rows_and_totals(graded_02):
+    _, folder = graded_02
+    rows = list(csv.DictReader(io.StringIO((folder / "grades.csv").read_text())))
+    assert list(rows[0]) == ["student", "lab", "check", "points", "max_points", "status",
+                             "message"]
+    assert len(rows) == len(EXPECTED_02) * 5
+    total = {r["student"]: r for r in rows if r["check"] == "TOTAL"}
+    assert (total["correct"]["points"], total["correct"]["max_points"]) == ("5", "5")
+    assert total["looper"]["status"] == "timed-out"
+    feedback = (folder / "feedback" / "partial.md").read_text()
+    assert "**Score: 2 / 5**" in feedback
+    assert "02.hidden-orders-once (hidden)" in feedback
+    assert "delivery_mode=2" in feedback  # the hint of the missed check
+
+
+def test_regrading_gives_identical_bytes(graded_03, brokers, tmp_path):
+    _, folder, paths = graded_03
+    grade("03", paths, out=tmp_path / "again.csv", workers=1, timeout=CELL_TIMEOUT,
+          extra_checks=EXTRA, broker=brokers)
+    assert (tmp_path / "again.csv").read_bytes() == (folder / "grades.csv").read_bytes()
+
+
+def test_student_identity(tmp_path):
+    nb = submissions.notebook("pass")
+    for name in ("alice.ipynb", "alice-02.ipynb", "bob_02.ipynb"):
+        submissions.nbformat.write(nb, tmp_path / name)
+    assert student_of(tmp_path / "alice-02.ipynb", "02") == "alice"
+    assert student_of(tmp_path / "bob_02.ipynb", "02") == "bob"
+    named = tmp_path / "submission.ipynb"
+    submissions.nbformat.write(submissions.notebook("pass", student="carol"), named)
+    assert student_of(named) == "carol"
+    with pytest.raises(ValueError, match="Two submissions for student 'alice'"):
+        collect("02", [tmp_path / "alice.ipynb", tmp_path / "alice-02.ipynb"])
