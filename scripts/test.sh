@@ -27,6 +27,15 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
     || echo "could not install docker-compose; compose validation will skip (or fail in CI)"
 fi
 
+echo "== chromium (the browser test drives Debian's chromium through Playwright)"
+# Never `playwright install`: it downloads a browser, which this network refuses.
+if ! [ -x /usr/bin/chromium ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -qq chromium >/dev/null 2>&1; } \
+    || echo "could not install chromium; the browser test will skip (or fail in CI)"
+fi
+
 echo "== labs: generated notebooks match their sources"
 if [ -d labs/_src ]; then
   mqkit build-labs --check

@@ -1,0 +1,138 @@
+"""JupyterLab in a real browser: the widgets render and work against real brokers.
+
+JupyterLab serves a temporary copy of ``widgets.ipynb`` on 127.0.0.1 (free port, token);
+headless Debian Chromium, driven by Playwright, opens it and runs all cells. The notebook's
+``mqkit.start_brokers()`` reuses the session's brokers (``MQKIT_STATE_DIR``). Then: a click
+on Publish puts a message on the queue, the QueueInbox shows it, the TopologyView draws the
+queue after a refresh, and the RabbitMQ management UI answers through jupyter-server-proxy.
+Screenshots go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.browser.jupyter_server import jupyter_lab
+from tests.conftest import require
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+HERE = Path(__file__).resolve().parent
+ARTIFACTS = HERE.parents[1] / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("MQKIT_TEST_CHROMIUM", "/usr/bin/chromium")
+#: The flags that work on the CI machines (closed network, root, no GPU).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+#: Milliseconds for one UI step (kernel start and the first cell's broker lookup included).
+STEP = 60_000
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    require(importlib.util.find_spec("playwright") is not None,
+            "Playwright for Python is not installed (pip install playwright)")
+    require(Path(CHROMIUM).is_file(),
+            f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+def test_widgets_render_and_work(chromium_path, brokers, broker_state_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for stale in ARTIFACTS.glob("*.png"):
+        stale.unlink()  # only this run's pictures, so a failure is not hidden by old ones
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    shutil.copy(HERE / "widgets.ipynb", root / "widgets.ipynb")
+    queue = f"browser-{uuid.uuid4().hex[:8]}"
+    message = f"hello from chromium {uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+    env.update(MQKIT_STATE_DIR=str(broker_state_dir), MQKIT_BACKEND="process",
+               MQKIT_TEST_BROWSER_QUEUE=queue)
+
+    with jupyter_lab(root, env, tmp_path / "jupyter.log") as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(f"{server.url}/lab/tree/widgets.ipynb?token={server.token}")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+            expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=STEP)
+            # Run only once the kernel is up: cells queued while it starts can be dropped.
+            expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=STEP)
+            # Run > Run All Cells, through the menu as a student would.
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+            publish = notebook.get_by_role("button", name="Publish")
+            expect(publish).to_be_visible(timeout=STEP)
+            inbox_counter = notebook.get_by_text("0 received")
+            expect(inbox_counter).to_be_visible(timeout=STEP)
+            refresh = notebook.get_by_role("button", name="Refresh")
+            expect(refresh).to_be_visible(timeout=STEP)
+            expect(notebook.get_by_text(f"queue: {queue}")).to_be_visible(timeout=STEP)
+            # The topology drawn at the start already holds the queue (declared before it).
+            topology_svg = notebook.locator(".widget-html svg").last
+            expect(topology_svg).to_be_visible(timeout=STEP)
+            page.screenshot(path=ARTIFACTS / "1-after-run-all.png", full_page=True)
+
+            body = notebook.locator(".widget-textarea", has_text="body").locator("textarea")
+            body.fill(message)
+            publish.click()
+            expect(notebook.get_by_text("published to exchange")).to_be_visible(timeout=STEP)
+            inbox_line = notebook.locator("pre", has_text=message)
+            expect(inbox_line).to_be_visible(timeout=STEP)
+            expect(inbox_line).to_contain_text(f"[{queue}]")
+            expect(notebook.get_by_text("1 received")).to_be_visible(timeout=STEP)
+            inbox_line.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / "2-published-and-received.png", full_page=True)
+
+            # Stop the inbox, publish again: the message waits in the queue, and only a
+            # refreshed TopologyView (drawn before it was published) can show it there.
+            notebook.get_by_role("button", name="Stop").click()
+            expect(notebook.get_by_text("(stopped)")).to_be_visible(timeout=STEP)
+            # The kernel handles widget events in order: the publish is done before the refresh.
+            publish.click()
+            drawn = notebook.locator(".widget-html svg text", has_text=queue)
+            expect(drawn.first).to_be_visible(timeout=STEP)
+            waiting = notebook.locator(".widget-html svg text", has_text="1 message")
+            expect(waiting).to_have_count(0)
+            refresh.click()
+            expect(waiting.first).to_be_visible(timeout=STEP)
+            expect(notebook.get_by_text("1 received")).to_be_visible()
+            drawn.first.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / "3-topology-refreshed.png", full_page=True)
+            topology_svg.screenshot(path=ARTIFACTS / "3-topology-widget.png")
+
+            # The management UI through jupyter-server-proxy, in the same browser.
+            ui = browser.new_page(viewport={"width": 1200, "height": 800})
+            ui.goto(f"{server.url}/rabbitmq-management/?token={server.token}")
+            expect(ui).to_have_title("RabbitMQ Management", timeout=STEP)
+            ui.screenshot(path=ARTIFACTS / "4-management-login-via-proxy.png")
+        except Exception:
+            # What the browser showed when it failed, beside the other screenshots.
+            pages = [shown for context in browser.contexts for shown in context.pages]
+            for number, shown in enumerate(pages):
+                shown.screenshot(path=ARTIFACTS / f"failure-{number}.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+
+        # The same proxy answers the management API with the brokers' credentials.
+        management = brokers.management
+        auth = base64.b64encode(f"{management.username}:{management.password}".encode())
+        # (A list, not /api/queues/%2F/NAME: the proxy decodes %2F in paths.)
+        status, payload = server.get("/rabbitmq-management/api/queues?columns=name",
+                                     headers={"Authorization": f"Basic {auth.decode()}"})
+        assert status == 200, payload[:500]
+        assert queue in {q["name"] for q in json.loads(payload)}
