@@ -441,8 +441,6 @@ class NotebookChannel:
     def basic_publish(self, exchange: str, routing_key: str, body: bytes | str,
                       properties: Any = None, mandatory: bool = False) -> None:
         """Publish as pika's ``basic_publish`` does, under the lock (the hot path)."""
-        import pika.exceptions as pe
-
         owner = self._owner
         with owner._lock:
             raw = self._raw
@@ -450,14 +448,20 @@ class NotebookChannel:
                 raw = self._ensure()
             try:
                 raw.basic_publish(exchange, routing_key, body, properties, mandatory)
-            except (pe.ChannelWrongStateError, pe.ConnectionWrongStateError):
-                # Raised before anything was sent, so publishing again cannot duplicate.
-                if self._is_closed_by_user:
+            except Exception as exc:
+                # Imported here, not per call: this is the publish hot path.
+                import pika.exceptions as pe
+
+                if isinstance(exc, pe.ChannelWrongStateError | pe.ConnectionWrongStateError):
+                    # Raised before anything was sent, so publishing again cannot duplicate.
+                    if self._is_closed_by_user:
+                        raise
+                    owner._call(self._ensure().basic_publish, exchange, routing_key, body,
+                                properties, mandatory)
+                elif isinstance(exc, _connection_errors()):
+                    raise owner._lost(exc, "basic_publish") from None
+                else:
                     raise
-                owner._call(self._ensure().basic_publish, exchange, routing_key, body,
-                            properties, mandatory)
-            except _connection_errors() as exc:
-                raise owner._lost(exc, "basic_publish") from None
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
         """Close the channel; it does not re-open afterwards."""
