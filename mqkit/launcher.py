@@ -15,7 +15,12 @@ from typing import Any
 
 from mqkit.brokers.base import Availability, Backend, BrokerStatus, Endpoints
 from mqkit.config import Settings
-from mqkit.exceptions import BrokerNotRunning, NoBackendError
+from mqkit.exceptions import (
+    BackendUnavailable,
+    BrokerNotRunning,
+    BrokerStartError,
+    NoBackendError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +75,20 @@ def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:
     for name in MANAGED:
         chosen = get_backend(name, resolved)
         availability = chosen.availability()
-        if availability.is_available:
-            log.info("auto: using the %s backend", name)
+        if not availability.is_available:
+            reasons.append(availability)
+            continue
+        log.info("auto: using the %s backend", name)
+        if name == MANAGED[-1]:
             return chosen.start()
-        reasons.append(availability)
+        try:
+            return chosen.start()
+        except (BackendUnavailable, BrokerStartError) as exc:
+            # An engine that answers but cannot run the brokers (no image and no registry,
+            # no bridge network...) should not stop a machine that has the binaries.
+            log.warning("auto: the %s backend failed (%s); trying the next one",
+                        name, exc.message)
+            reasons.append(Availability(name, False, exc.message, exc.hint or ""))
     raise NoBackendError(
         "No way to get a broker on this machine:\n" + "\n".join(
             f"  - {a.backend}: {a.reason}. {a.hint}" for a in reasons),

@@ -37,6 +37,7 @@ from mqkit.exceptions import (
     BackendUnavailable,
     BrokerConnectionError,
     BrokerNotRunning,
+    BrokerStartError,
     ImageUnavailable,
 )
 from mqkit.ports import LOOPBACK, choose_ports
@@ -338,13 +339,22 @@ class DockerBackend(Backend):
             options["hostname"] = f"mqkit-{broker}"
         log.info("starting container %s from %s", self.container_name(broker),
                  state["images"][broker])
-        return client.containers.run(
-            state["images"][broker], name=self.container_name(broker), detach=True,
-            environment=env, volumes=mounts,
-            labels={f"{LABEL}.managed": "true", f"{LABEL}.broker": broker,
-                    f"{LABEL}.instance": self.instance,
-                    f"{LABEL}.state-dir": str(self.settings.state_dir)},
-            **options)
+        docker = _import_docker()
+        try:
+            return client.containers.run(
+                state["images"][broker], name=self.container_name(broker), detach=True,
+                environment=env, volumes=mounts,
+                labels={f"{LABEL}.managed": "true", f"{LABEL}.broker": broker,
+                        f"{LABEL}.instance": self.instance,
+                        f"{LABEL}.state-dir": str(self.settings.state_dir)},
+                **options)
+        except docker.errors.APIError as exc:
+            raise BrokerStartError(
+                f"Docker could not start the {spec.title} container "
+                f"{self.container_name(broker)}: {exc.explanation or exc}.",
+                hint="With a daemon started without a bridge network, set "
+                     "MQKIT_DOCKER_NETWORK=host; `mqkit doctor` checks the engine; or use "
+                     "--backend process.") from None
 
     def _endpoints(self, state: dict[str, Any]) -> Endpoints:
         user, password, ports = state["username"], state["password"], state["ports"]

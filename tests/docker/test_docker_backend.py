@@ -152,3 +152,18 @@ def test_down_leaves_nothing(engine, tmp_path):
     assert not (container_volumes & {v.name for v in engine.volumes.list()})
     assert container_volumes <= volumes_before
     assert not backend.has_state()
+
+
+def test_auto_falls_back_to_processes_when_docker_cannot_run_the_brokers(engine, tmp_path):
+    from mqkit.brokers.process import ProcessBackend
+    from mqkit.launcher import start_brokers, stop_brokers
+
+    settings = {"state_dir": tmp_path, "rabbitmq_image": "mqkit-test/no-such-rabbitmq:0.0.1"}
+    require(ProcessBackend(Settings.from_env(env={}, state_dir=tmp_path)).availability()
+            .is_available, "the process backend is not available either")
+    try:
+        endpoints = start_brokers("auto", **settings)
+        assert endpoints.backend == "process"
+        assert DockerBackend(Settings.from_env(env={}, state_dir=tmp_path)).has_state() is False
+    finally:
+        stop_brokers("auto", **settings)
