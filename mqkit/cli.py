@@ -150,6 +150,8 @@ def _lab(args: argparse.Namespace) -> int:
     _print_endpoints(endpoints, False)
     jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
     extra = [a for a in args.jupyter_args if a != "--"]
+    if os.geteuid() == 0 and "--allow-root" not in extra:
+        extra.append("--allow-root")  # containers and lab VMs often run as root
     print(f"Starting JupyterLab on {folder} (Ctrl-C to stop) ...", flush=True)
     process = subprocess.Popen([jupyter, "lab", f"--notebook-dir={folder}", *extra],
                                env=dict(os.environ))
