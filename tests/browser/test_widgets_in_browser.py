@@ -4,8 +4,11 @@ JupyterLab serves a temporary copy of ``widgets.ipynb`` on 127.0.0.1 (free port,
 headless Debian Chromium, driven by Playwright, opens it and runs all cells. The notebook's
 ``mqkit.start_brokers()`` reuses the session's brokers (``MQKIT_STATE_DIR``). Then: a click
 on Publish puts a message on the queue, the QueueInbox shows it, the TopologyView draws the
-queue after a refresh, and the RabbitMQ management UI answers through jupyter-server-proxy.
-Screenshots go to ``test-artifacts/browser/``.
+queue after a refresh. A RoutingExplainer over a topic exchange read from the broker and a
+TopicFilterExplainer show, for a routing key and a topic typed into them, the verdicts of
+:mod:`mqkit.routing`. Last, the RabbitMQ management UI through jupyter-server-proxy: log in,
+the Overview lists the node, a queue's page (``api/queues/%2F/NAME``) opens, and no API call
+fails (no 412 on the browser's revalidations). Screenshots go to ``test-artifacts/browser/``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from mqkit.routing import Binding
+from mqkit.widgets.mqtt import TopicFilterModel
+from mqkit.widgets.routing_explainer import RoutingExplainerModel
 from tests.browser.jupyter_server import jupyter_lab
 from tests.conftest import require
 
@@ -34,6 +40,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 #: Milliseconds for one UI step (kernel start and the first cell's broker lookup included).
 STEP = 60_000
+#: The notebook's topic exchange: queue suffix -> binding key.
+BLOG_BINDINGS = {"sports": "sports.#", "tech": "#.technology", "reviews": "*.review"}
+BLOG_ROUTING_KEY = "sports.football.technology"
+TOPIC_FILTERS = ["sport/+", "sport/#", "+/tennis/#"]
+TOPIC = "sport/tennis/player1"
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +125,15 @@ def test_widgets_render_and_work(chromium_path, brokers, broker_state_dir, tmp_p
             page.screenshot(path=ARTIFACTS / "3-topology-refreshed.png", full_page=True)
             topology_svg.screenshot(path=ARTIFACTS / "3-topology-widget.png")
 
+            check_routing_explainer(page, notebook, queue)
+            check_topic_filter_explainer(page, notebook)
+
             # The management UI through jupyter-server-proxy, in the same browser.
             ui = browser.new_page(viewport={"width": 1200, "height": 800})
             ui.goto(f"{server.url}/rabbitmq-management/?token={server.token}")
             expect(ui).to_have_title("RabbitMQ Management", timeout=STEP)
-            ui.screenshot(path=ARTIFACTS / "4-management-login-via-proxy.png")
+            ui.screenshot(path=ARTIFACTS / "6-management-login-via-proxy.png")
+            check_management_ui(ui, brokers.management, queue)
         except Exception:
             # What the browser showed when it failed, beside the other screenshots.
             pages = [shown for context in browser.contexts for shown in context.pages]
@@ -131,8 +146,91 @@ def test_widgets_render_and_work(chromium_path, brokers, broker_state_dir, tmp_p
         # The same proxy answers the management API with the brokers' credentials.
         management = brokers.management
         auth = base64.b64encode(f"{management.username}:{management.password}".encode())
-        # (A list, not /api/queues/%2F/NAME: the proxy decodes %2F in paths.)
-        status, payload = server.get("/rabbitmq-management/api/queues?columns=name",
+        # The default vhost as %2F (jupyter-server-proxy decodes it; mqkit's forwarder
+        # restores it).
+        status, payload = server.get(f"/rabbitmq-management/api/queues/%2F/{queue}",
                                      headers={"Authorization": f"Basic {auth.decode()}"})
         assert status == 200, payload[:500]
-        assert queue in {q["name"] for q in json.loads(payload)}
+        assert json.loads(payload)["name"] == queue
+
+
+def check_routing_explainer(page, notebook, queue):
+    """Type a routing key into the RoutingExplainer; the table shows mqkit.routing's verdicts."""
+    from playwright.sync_api import expect
+
+    explainer = notebook.locator(".jp-OutputArea-output", has=page.get_by_role(
+        "button", name="Re-read bindings"))
+    expect(explainer).to_be_visible(timeout=STEP)
+    # Read from the broker, not given: the status line says so.
+    expect(explainer).to_contain_text(f"{queue}.blog (topic): 3 binding(s) read from the broker",
+                                      timeout=STEP)
+    field = explainer.locator(".widget-text", has_text="routing key").locator("input")
+    field.click()
+    field.press_sequentially(BLOG_ROUTING_KEY)  # keystrokes, as a student types them
+    bindings = [Binding(f"{queue}.{suffix}", key) for suffix, key in BLOG_BINDINGS.items()]
+    matches = RoutingExplainerModel("topic", bindings).explain(BLOG_ROUTING_KEY)
+    assert [bool(m) for m in matches] == [True, True, False]  # the model's own view
+    verdict = explainer.locator("p", has_text="delivered to:")
+    expect(verdict).to_have_text(f"→ delivered to: {queue}.sports, {queue}.tech",
+                                 timeout=STEP)
+    for match in matches:
+        row = explainer.locator("tr", has=page.locator(
+            "code", has_text=match.binding.destination))
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("✔ matched" if match else "✘ no")
+        expect(row).to_contain_text(f"binding key '{match.binding.binding_key}'")
+        expect(row).to_contain_text(match.reason)
+    explainer.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "4-routing-explainer.png", full_page=True)
+    explainer.screenshot(path=ARTIFACTS / "4-routing-explainer-widget.png")
+
+
+def check_topic_filter_explainer(page, notebook):
+    """Type a topic into the TopicFilterExplainer; each filter's verdict line renders."""
+    from playwright.sync_api import expect
+
+    explainer = notebook.locator(".jp-OutputArea-output", has=page.locator(
+        ".widget-textarea", has_text="filters"))
+    expect(explainer).to_be_visible(timeout=STEP)
+    field = explainer.locator(".widget-text", has_text="topic").locator("input")
+    field.click()
+    field.press_sequentially(TOPIC)
+    lines = TopicFilterModel(TOPIC_FILTERS, TOPIC).lines()
+    assert [line.startswith("✔") for line in lines] == [False, True, True]
+    result = explainer.locator("pre")
+    expect(result).to_have_text("\n".join(lines), timeout=STEP)
+    explainer.scroll_into_view_if_needed()
+    explainer.screenshot(path=ARTIFACTS / "5-topic-filter-explainer-widget.png")
+
+
+def check_management_ui(ui, management, queue):
+    """Log in through the proxy: Overview with the node, a queue's page, no failed API call."""
+    from playwright.sync_api import expect
+
+    api_calls: list[tuple[str, bool, int]] = []  # (url, conditional request?, status)
+
+    def record(response):
+        if "/rabbitmq-management/api/" in response.url:
+            conditional = "if-none-match" in response.request.all_headers()
+            api_calls.append((response.url, conditional, response.status))
+
+    ui.on("response", record)
+    ui.locator("input[name=username]").fill(management.username)
+    ui.locator("input[name=password]").fill(management.password)
+    ui.locator("input[type=submit]").click()
+    expect(ui.locator("h1", has_text="Overview")).to_be_visible(timeout=STEP)
+    expect(ui.locator("#main table", has_text="@").first).to_be_visible(timeout=STEP)
+    node = ui.locator("#main td", has_text="@localhost").first
+    expect(node).to_be_visible(timeout=STEP)
+    ui.screenshot(path=ARTIFACTS / "7-management-overview-via-proxy.png")
+    # A queue's own page: the UI asks for api/queues/%2F/NAME (the default vhost).
+    ui.goto(ui.url.split("#")[0] + f"#/queues/%2F/{queue}")
+    expect(ui.locator("h1", has_text=queue)).to_be_visible(timeout=STEP)
+    expect(ui.get_by_text("Ready").first).to_be_visible(timeout=STEP)
+    ui.screenshot(path=ARTIFACTS / "8-management-queue-via-proxy.png")
+    ui.remove_listener("response", record)
+    failed = [(url, status) for url, _, status in api_calls if status >= 400]
+    assert not failed, failed
+    # The browser revalidated cached answers (If-None-Match): these used to get 412.
+    assert any(conditional for _, conditional, _ in api_calls), api_calls
+    assert any(f"/api/queues/%2F/{queue}" in url for url, _, _ in api_calls), api_calls
