@@ -303,7 +303,75 @@ def format_message(message: Message, width: int = 120) -> str:
     return f"#{message.seq} [{message.queue}] {message.routing_key!r}{extra}{again}: {text}"
 
 
-class QueueInbox(widgets.VBox):
+class InboxView(widgets.VBox):
+    """The view both inboxes share: title, counter, start/stop toggle, the last messages.
+
+    A subclass builds its ``model`` (``start``, ``stop``, ``is_running``, ``received``,
+    ``count``, ``error``, ``listeners``), calls :meth:`_build`, and says how one message
+    reads (:meth:`_format`).
+    """
+
+    model: Any
+
+    def _build(self, title: str, start: bool) -> None:
+        self.title = widgets.HTML(title)
+        self.counter = widgets.Label("0 received")
+        self.toggle = widgets.Button(description="Stop", icon="stop")
+        self.toggle.on_click(lambda _button: self._toggle())
+        self.messages = widgets.HTML("<pre style='margin:0'>(no messages yet)</pre>")
+        widgets.VBox.__init__(self, [widgets.HBox([self.title, self.counter, self.toggle]),
+                                     self.messages])
+        self.model.listeners.append(self.render)
+        if start:
+            self.start()
+
+    def _format(self, message: Any) -> str:
+        raise NotImplementedError
+
+    def _is_running(self) -> bool:
+        return bool(self.model.is_running)
+
+    def start(self) -> None:
+        """Start receiving (see the model's ``start``)."""
+        self.model.start()
+        self.render()
+
+    def stop(self) -> None:
+        """Stop receiving; the messages shown stay."""
+        self.model.stop()
+        self.render()
+
+    def close(self) -> None:
+        """Stop the background thread and close the widget."""
+        self.model.stop()
+        super().close()
+
+    def _toggle(self) -> None:
+        try:
+            if self.model.is_running:
+                self.stop()
+            else:
+                self.start()
+        except Exception as exc:
+            self.counter.value = f"{type(exc).__name__}: {exc}"
+
+    def render(self) -> None:
+        """Update the view from the model (safe to call from the background thread)."""
+        model = self.model
+        with model._condition:
+            lines = [self._format(m) for m in model.received]
+            count = model.count
+        state = "running" if self._is_running() else "stopped"
+        error = f" — {type(model.error).__name__}: {model.error}" if model.error else ""
+        self.counter.value = (f"{count} received, showing the last {len(lines)} "
+                              f"({state}){error}")
+        self.toggle.description = "Stop" if state == "running" else "Start"
+        self.toggle.icon = "stop" if state == "running" else "play"
+        body = "\n".join(html.escape(line) for line in lines) or "(no messages yet)"
+        self.messages.value = f"<pre style='margin:0'>{body}</pre>"
+
+
+class QueueInbox(InboxView):
     """Live messages from one or more queues (the last ``limit`` shown, all counted).
 
     Args:
@@ -326,52 +394,10 @@ class QueueInbox(widgets.VBox):
                  on_message: Callable[[Message], None] | None = None) -> None:
         self.model = InboxModel(queues, endpoints_or_url, limit=limit, key=key,
                                 on_message=on_message)
-        self.title = widgets.HTML(f"<b>Inbox</b> {html.escape(', '.join(self.model.queues))}")
-        self.counter = widgets.Label("0 received")
-        self.toggle = widgets.Button(description="Stop", icon="stop")
-        self.toggle.on_click(lambda _button: self._toggle())
-        self.messages = widgets.HTML("<pre style='margin:0'>(no messages yet)</pre>")
-        super().__init__([widgets.HBox([self.title, self.counter, self.toggle]),
-                          self.messages])
-        self.model.listeners.append(self.render)
-        if start:
-            self.start()
+        self._build(f"<b>Inbox</b> {html.escape(', '.join(self.model.queues))}", start)
 
-    def start(self) -> None:
-        """Start consuming (see :meth:`InboxModel.start`)."""
-        self.model.start()
-        self.render()
+    def _format(self, message: Any) -> str:
+        return format_message(message)
 
-    def stop(self) -> None:
-        """Stop consuming; the messages shown stay."""
-        self.model.stop()
-        self.render()
-
-    def close(self) -> None:
-        """Stop the consumer thread and close the widget."""
-        self.model.stop()
-        super().close()
-
-    def _toggle(self) -> None:
-        try:
-            if self.model.is_running:
-                self.stop()
-            else:
-                self.start()
-        except Exception as exc:
-            self.counter.value = f"{type(exc).__name__}: {exc}"
-
-    def render(self) -> None:
-        """Update the view from the model (safe to call from the consumer thread)."""
-        model = self.model
-        with model._condition:
-            lines = [format_message(m) for m in model.received]
-            count = model.count
-        state = "running" if model.is_running and not model._stop.is_set() else "stopped"
-        error = f" — {type(model.error).__name__}: {model.error}" if model.error else ""
-        self.counter.value = (f"{count} received, showing the last {len(lines)} "
-                              f"({state}){error}")
-        self.toggle.description = "Stop" if state == "running" else "Start"
-        self.toggle.icon = "stop" if state == "running" else "play"
-        body = "\n".join(html.escape(line) for line in lines) or "(no messages yet)"
-        self.messages.value = f"<pre style='margin:0'>{body}</pre>"
+    def _is_running(self) -> bool:
+        return bool(self.model.is_running and not self.model._stop.is_set())

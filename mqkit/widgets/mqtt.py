@@ -38,6 +38,7 @@ import ipywidgets as widgets
 from mqkit import clients
 from mqkit.exceptions import BrokerConnectionError, ConfigError, ConnectionLost
 from mqkit.routing import TopicMatch, topic_matches, validate_topic_filter, validate_topic_name
+from mqkit.widgets.inbox import InboxView
 
 if TYPE_CHECKING:
     from mqkit.brokers.base import Endpoints
@@ -488,7 +489,7 @@ def format_mqtt_message(message: MQTTMessage, width: int = 120) -> str:
     return f"#{message.seq} {message.topic} (QoS {message.qos}{flags}): {text}"
 
 
-class MQTTInbox(widgets.VBox):
+class MQTTInbox(InboxView):
     """Live messages of an MQTT subscription (the last ``limit`` shown, all counted).
 
     Args:
@@ -513,55 +514,10 @@ class MQTTInbox(widgets.VBox):
         self.model = MQTTInboxModel(filters, endpoints_or_url, qos=qos, limit=limit, key=key,
                                     **options)
         names = ", ".join(f for f, _ in self.model.filters)
-        self.title = widgets.HTML(f"<b>MQTT inbox</b> {html.escape(names)}")
-        self.counter = widgets.Label("0 received")
-        self.toggle = widgets.Button(description="Stop", icon="stop")
-        self.toggle.on_click(lambda _button: self._toggle())
-        self.messages = widgets.HTML("<pre style='margin:0'>(no messages yet)</pre>")
-        super().__init__([widgets.HBox([self.title, self.counter, self.toggle]),
-                          self.messages])
-        self.model.listeners.append(self.render)
-        if start:
-            self.start()
+        self._build(f"<b>MQTT inbox</b> {html.escape(names)}", start)
 
-    def start(self) -> None:
-        """Subscribe (see :meth:`MQTTInboxModel.start`)."""
-        self.model.start()
-        self.render()
-
-    def stop(self) -> None:
-        """Unsubscribe by disconnecting; the messages shown stay."""
-        self.model.stop()
-        self.render()
-
-    def close(self) -> None:
-        """Stop the client's loop thread and close the widget."""
-        self.model.stop()
-        super().close()
-
-    def _toggle(self) -> None:
-        try:
-            if self.model.is_running:
-                self.stop()
-            else:
-                self.start()
-        except Exception as exc:
-            self.counter.value = f"{type(exc).__name__}: {exc}"
-
-    def render(self) -> None:
-        """Update the view from the model (safe to call from paho's thread)."""
-        model = self.model
-        with model._condition:
-            lines = [format_mqtt_message(m) for m in model.received]
-            count = model.count
-        state = "running" if model.is_running else "stopped"
-        error = f" — {type(model.error).__name__}: {model.error}" if model.error else ""
-        self.counter.value = (f"{count} received, showing the last {len(lines)} "
-                              f"({state}){error}")
-        self.toggle.description = "Stop" if state == "running" else "Start"
-        self.toggle.icon = "stop" if state == "running" else "play"
-        body = "\n".join(html.escape(line) for line in lines) or "(no messages yet)"
-        self.messages.value = f"<pre style='margin:0'>{body}</pre>"
+    def _format(self, message: Any) -> str:
+        return format_mqtt_message(message)
 
 
 # -- topic-filter explainer ------------------------------------------------------------
