@@ -1,7 +1,10 @@
 """Live widgets for the labs (ipywidgets 8, no frontend build).
 
 Each widget is a thin view over a plain Python object (its ``model``) that tests and
-scripts drive without a browser.
+scripts drive without a browser; one module per widget, for AMQP (``publisher``, ``inbox``,
+``routing_explainer``) and for MQTT (``mqtt_publisher``, ``mqtt_inbox``,
+``topic_filter_explainer``). Both inboxes keep their messages in a ``buffer.MessageBuffer``
+and share one ``inbox_view.InboxView``, which reads a model only through ``InboxSource``.
 
 Example:
     >>> from mqkit.widgets import Publisher, QueueInbox
@@ -11,18 +14,11 @@ Example:
 
 from mqkit.widgets.broker_panel import BrokerPanel, BrokerPanelModel
 from mqkit.widgets.inbox import InboxModel, Message, QueueInbox
-from mqkit.widgets.mqtt import (
-    MQTTInbox,
-    MQTTInboxModel,
-    MQTTMessage,
-    MQTTPublisher,
-    MQTTPublisherModel,
-    MQTTPublishResult,
-    TopicFilterExplainer,
-    TopicFilterModel,
-)
+from mqkit.widgets.mqtt_inbox import MQTTInbox, MQTTInboxModel, MQTTMessage
+from mqkit.widgets.mqtt_publisher import MQTTPublisher, MQTTPublisherModel, MQTTPublishResult
 from mqkit.widgets.publisher import Publisher, PublisherModel, PublishResult, parse_headers
 from mqkit.widgets.routing_explainer import RoutingExplainer, RoutingExplainerModel
+from mqkit.widgets.topic_filter_explainer import TopicFilterExplainer, TopicFilterModel
 from mqkit.widgets.topology import TopologyModel, TopologyView, topology_svg
 
 __all__ = [

@@ -1,12 +1,13 @@
 """QueueInbox: live messages from one or more queues, consumed in a background thread.
 
 The consumer thread has its own pika connection, used only in that thread. It records each
-message (the last ``limit`` are kept, all are counted) and acknowledges it only after
-recording, so nothing is lost; an unacked message goes back to the queue when the inbox
-stops. Acks go in batches (``multiple=True``), one frame for up to ``ACK_EVERY``
-messages, which lets the inbox keep up with a raw consume loop that acks one by one. The
-view is updated from the thread by setting widget values, at most ten times a second, never
-with ``with output:``.
+message in a :class:`~mqkit.widgets.buffer.MessageBuffer` (the last ``limit`` are kept, all
+are counted) and acknowledges it only after recording, so nothing is lost; an unacked
+message goes back to the queue when the inbox stops. Acks go in batches (``multiple=True``),
+one frame for up to ``ACK_EVERY`` messages, which lets the inbox keep up with a raw consume
+loop that acks one by one. The shared :class:`~mqkit.widgets.inbox_view.InboxView` is
+updated from the thread by setting widget values, at most ten times a second, never with
+``with output:``.
 
 Example:
     >>> inbox = QueueInbox("my_queue", endpoints, limit=20)   # doctest: +SKIP
@@ -20,31 +21,26 @@ import datetime
 import html
 import logging
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import ipywidgets as widgets
-
 from mqkit import clients
 from mqkit.exceptions import BrokerConnectionError, ConfigError
+from mqkit.widgets.buffer import BufferedModel, MessageBuffer
+from mqkit.widgets.inbox_view import InboxView
 
 if TYPE_CHECKING:
-    from mqkit.brokers.base import Endpoints
+    from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 
-#: Seconds between view updates while messages stream in.
-NOTIFY_INTERVAL = 0.1
 #: Seconds the consumer waits for the broker before checking whether to stop.
 POLL_INTERVAL = 0.1
 #: Seconds between reconnection attempts after the connection was lost.
 RECONNECT_DELAY = 1.0
 #: Acknowledge (``multiple=True``) at least every this many recorded messages.
 ACK_EVERY = 50
-_NEVER = float("inf")
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class Message:
         return self.body.decode("utf-8", errors="replace")
 
 
-class InboxModel:
+class InboxModel(BufferedModel[Message]):
     """A background consumer of one or more queues, with bounded memory.
 
     Args:
@@ -95,9 +91,10 @@ class InboxModel:
             recorded and before it is acked (keep it short: it holds up the consumer).
 
     Attributes:
-        received: the last ``limit`` messages (a deque).
+        received: a copy of the last ``limit`` messages, oldest first.
         count: how many messages were received in total.
         error: the last error of the consumer thread, or ``None``.
+        buffer: the :class:`~mqkit.widgets.buffer.MessageBuffer` the messages go to.
     """
 
     def __init__(self, queues: str | Sequence[str],
@@ -113,27 +110,20 @@ class InboxModel:
         self.key = key or "inbox:" + ",".join(self.queues)
         self.prefetch = prefetch
         self.on_message = on_message
-        self.received: deque[Message] = deque(maxlen=limit)
-        self.count = 0
+        self.buffer: MessageBuffer[Message] = MessageBuffer(limit, name=self.key)
         self.error: BaseException | None = None
-        #: Called (from the consumer thread, no arguments) when new messages were recorded.
-        self.listeners: list[Callable[[], None]] = []
-        self._condition = threading.Condition()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
-        self._notified = 0
-        self._notified_at = 0.0
-        # Waiters are woken only when the count reaches what one of them waits for, not
-        # on every message (that would make the waiting thread fight the consumer).
-        self._targets: list[int] = []
-        self._wake_at = _NEVER
         self._last_tag = 0
         self._acked_tag = 0
 
     @property
     def is_running(self) -> bool:
-        """True while the consumer thread runs."""
+        """True while the consumer thread runs and no stop was asked for."""
+        return self._is_alive() and not self._stop.is_set()
+
+    def _is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, timeout: float = 10.0) -> None:
@@ -143,7 +133,7 @@ class InboxModel:
             ConfigError: a queue does not exist.
             BrokerConnectionError: no connection to the broker.
         """
-        if self.is_running:
+        if self._is_alive():  # running, or still finishing a stop that timed out
             return
         clients.register(self.key, self)
         self.error = None
@@ -171,25 +161,7 @@ class InboxModel:
                 log.warning("inbox %s: consumer thread still running after %s s",
                             self.key, timeout)
         clients.unregister(self.key, self)
-        self._notify(force=True)
-
-    def clear(self) -> None:
-        """Forget the kept messages and reset the count."""
-        with self._condition:
-            self.received.clear()
-            self.count = 0
-        self._notify(force=True)
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
-        """Wait until ``count >= n``; return whether it got there within ``timeout``."""
-        with self._condition:
-            self._targets.append(n)
-            self._wake_at = min(self._targets)
-            try:
-                return self._condition.wait_for(lambda: self.count >= n, timeout)
-            finally:
-                self._targets.remove(n)
-                self._wake_at = min(self._targets, default=_NEVER)
+        self.buffer.notify(force=True)
 
     # -- the consumer thread ---------------------------------------------------------
 
@@ -208,10 +180,8 @@ class InboxModel:
                 self.error = None  # a reconnection succeeded
                 self._ready.set()
                 while not self._stop.is_set():
-                    before = self.count
                     connection.process_data_events(time_limit=POLL_INTERVAL)
                     self._ack(channel)
-                    self._notify(force=self.count == before)
                 # A clean close: pending acks are flushed before the Close frame, and
                 # prefetched but unrecorded messages go back to their queue.
                 connection.close()
@@ -241,18 +211,13 @@ class InboxModel:
 
     def _on_message_for(self, queue: str) -> Callable[..., None]:
         def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
-            with self._condition:
-                self.count += 1
-                message = Message(
-                    seq=self.count, queue=queue, exchange=method.exchange,
-                    routing_key=method.routing_key, body=body,
-                    headers=dict(properties.headers or {}),
-                    content_type=properties.content_type,
-                    delivery_mode=properties.delivery_mode,
-                    redelivered=method.redelivered)
-                self.received.append(message)
-                if self.count >= self._wake_at:
-                    self._condition.notify_all()
+            message = self.buffer.append(lambda seq: Message(
+                seq=seq, queue=queue, exchange=method.exchange,
+                routing_key=method.routing_key, body=body,
+                headers=dict(properties.headers or {}),
+                content_type=properties.content_type,
+                delivery_mode=properties.delivery_mode,
+                redelivered=method.redelivered))
             if self.on_message is not None:
                 try:
                     self.on_message(message)
@@ -263,6 +228,7 @@ class InboxModel:
             self._last_tag = method.delivery_tag
             if self._last_tag - self._acked_tag >= ACK_EVERY:
                 self._ack(channel)
+            self.buffer.notify()
 
         return on_message
 
@@ -270,19 +236,6 @@ class InboxModel:
         if self._last_tag > self._acked_tag:
             channel.basic_ack(self._last_tag, multiple=True)
             self._acked_tag = self._last_tag
-
-    def _notify(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.count == self._notified and not force:
-            return
-        if not force and now - self._notified_at < NOTIFY_INTERVAL:
-            return
-        self._notified, self._notified_at = self.count, now
-        for listener in list(self.listeners):
-            try:
-                listener()
-            except Exception:
-                log.exception("inbox %s: a listener failed", self.key)
 
     @staticmethod
     def _close_quietly(connection: Any) -> None:
@@ -303,74 +256,6 @@ def format_message(message: Message, width: int = 120) -> str:
     return f"#{message.seq} [{message.queue}] {message.routing_key!r}{extra}{again}: {text}"
 
 
-class InboxView(widgets.VBox):
-    """The view both inboxes share: title, counter, start/stop toggle, the last messages.
-
-    A subclass builds its ``model`` (``start``, ``stop``, ``is_running``, ``received``,
-    ``count``, ``error``, ``listeners``), calls :meth:`_build`, and says how one message
-    reads (:meth:`_format`).
-    """
-
-    model: Any
-
-    def _build(self, title: str, start: bool) -> None:
-        self.title = widgets.HTML(title)
-        self.counter = widgets.Label("0 received")
-        self.toggle = widgets.Button(description="Stop", icon="stop")
-        self.toggle.on_click(lambda _button: self._toggle())
-        self.messages = widgets.HTML("<pre style='margin:0'>(no messages yet)</pre>")
-        widgets.VBox.__init__(self, [widgets.HBox([self.title, self.counter, self.toggle]),
-                                     self.messages])
-        self.model.listeners.append(self.render)
-        if start:
-            self.start()
-
-    def _format(self, message: Any) -> str:
-        raise NotImplementedError
-
-    def _is_running(self) -> bool:
-        return bool(self.model.is_running)
-
-    def start(self) -> None:
-        """Start receiving (see the model's ``start``)."""
-        self.model.start()
-        self.render()
-
-    def stop(self) -> None:
-        """Stop receiving; the messages shown stay."""
-        self.model.stop()
-        self.render()
-
-    def close(self) -> None:
-        """Stop the background thread and close the widget."""
-        self.model.stop()
-        super().close()
-
-    def _toggle(self) -> None:
-        try:
-            if self.model.is_running:
-                self.stop()
-            else:
-                self.start()
-        except Exception as exc:
-            self.counter.value = f"{type(exc).__name__}: {exc}"
-
-    def render(self) -> None:
-        """Update the view from the model (safe to call from the background thread)."""
-        model = self.model
-        with model._condition:
-            lines = [self._format(m) for m in model.received]
-            count = model.count
-        state = "running" if self._is_running() else "stopped"
-        error = f" — {type(model.error).__name__}: {model.error}" if model.error else ""
-        self.counter.value = (f"{count} received, showing the last {len(lines)} "
-                              f"({state}){error}")
-        self.toggle.description = "Stop" if state == "running" else "Start"
-        self.toggle.icon = "stop" if state == "running" else "play"
-        body = "\n".join(html.escape(line) for line in lines) or "(no messages yet)"
-        self.messages.value = f"<pre style='margin:0'>{body}</pre>"
-
-
 class QueueInbox(InboxView):
     """Live messages from one or more queues (the last ``limit`` shown, all counted).
 
@@ -388,16 +273,12 @@ class QueueInbox(InboxView):
         >>> inbox                                                 # doctest: +SKIP
     """
 
+    model: InboxModel
+
     def __init__(self, queues: str | Sequence[str],
                  endpoints_or_url: Endpoints | str | None = None, *, limit: int = 20,
                  key: str | None = None, start: bool = True,
                  on_message: Callable[[Message], None] | None = None) -> None:
-        self.model = InboxModel(queues, endpoints_or_url, limit=limit, key=key,
-                                on_message=on_message)
-        self._build(f"<b>Inbox</b> {html.escape(', '.join(self.model.queues))}", start)
-
-    def _format(self, message: Any) -> str:
-        return format_message(message)
-
-    def _is_running(self) -> bool:
-        return bool(self.model.is_running and not self.model._stop.is_set())
+        model = InboxModel(queues, endpoints_or_url, limit=limit, key=key, on_message=on_message)
+        super().__init__(model, f"<b>Inbox</b> {html.escape(', '.join(model.queues))}",
+                         format_line=format_message, start=start)

@@ -14,7 +14,7 @@ from mqkit.widgets import (
     TopicFilterExplainer,
     TopicFilterModel,
 )
-from mqkit.widgets.mqtt import format_mqtt_message
+from mqkit.widgets.mqtt_inbox import format_mqtt_message
 
 URL = "mqtt://student:secret@127.0.0.1:1"  # never connected to: start=False
 
