@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pika
 
-from mqkit.brokers.base import Endpoints
 from mqkit.brokers.process import ProcessBackend
 from mqkit.config import Settings
+from mqkit.endpoints import Endpoints
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pika
 
+from mqkit.brokers.ports import free_port
 from mqkit.brokers.specs import ERL_LOOPBACK_ARGS
-from mqkit.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("RESULTS.md")

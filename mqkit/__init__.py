@@ -10,23 +10,23 @@ Example:
 import logging
 
 from mqkit.admin import Admin
-from mqkit.brokers.base import Endpoints
-from mqkit.clients import amqp_connection, mqtt_client, notebook_connection
-from mqkit.config import Settings
-from mqkit.exceptions import (
-    AuthenticationError,
-    BrokerConnectionError,
-    BrokerStartError,
-    ConfigError,
-    MQKitError,
-)
-from mqkit.launcher import (
+from mqkit.brokers.launcher import (
     broker_status,
     doctor,
     kill_broker,
     restart_broker,
     start_brokers,
     stop_brokers,
+)
+from mqkit.clients import amqp_connection, mqtt_client, notebook_connection
+from mqkit.config import Settings
+from mqkit.endpoints import Endpoints
+from mqkit.exceptions import (
+    AuthenticationError,
+    BrokerConnectionError,
+    BrokerStartError,
+    ConfigError,
+    MQKitError,
 )
 
 __version__ = "0.1.0"

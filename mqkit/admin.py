@@ -1,8 +1,8 @@
 """RabbitMQ's management HTTP API: overview, topology, vhosts, users, permissions.
 
-Plain ``urllib`` with basic auth, no extra dependency. Everything returns the API's JSON
-(dicts and lists) except :meth:`Admin.topology`, which gives a :class:`Topology` for
-drawing.
+Requests go through :class:`~mqkit.clients.management.ManagementClient`. Everything returns
+the API's JSON (dicts and lists) except :meth:`Admin.topology`, which gives a
+:class:`Topology` for drawing.
 
 Message counts in the management API are statistics, refreshed every few seconds (5 s by
 default), so a queue declared or published to a moment ago may show an old count.
@@ -18,21 +18,19 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError
-from mqkit.urls import BrokerAddress, amqp_url, parse_url
+from mqkit.clients.amqp import amqp_connection
+from mqkit.clients.management import ManagementClient
+from mqkit.exceptions import ConfigError, ResourceNotFound
+from mqkit.urls import BrokerAddress, amqp_url
 
 if TYPE_CHECKING:
-    from mqkit.brokers.base import Endpoints
+    from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -79,39 +77,30 @@ class Topology:
 
 
 class Admin:
-    """A client of RabbitMQ's management API.
+    """Administration and reading through RabbitMQ's management API.
+
+    Every request goes through :class:`~mqkit.clients.management.ManagementClient` (one
+    error mapping for all of mqkit).
 
     Args:
-        endpoints_or_url: :class:`~mqkit.Endpoints`, a management URL
-            ``http://user:pass@127.0.0.1:PORT``, or ``None`` to use
-            :func:`mqkit.start_brokers`.
+        endpoints_or_url: :class:`~mqkit.Endpoints` or a management URL
+            ``http://user:pass@127.0.0.1:PORT``.
         timeout: seconds per HTTP request.
 
     Raises:
         ConfigError: the endpoints have no management URL, or it is malformed.
     """
 
-    def __init__(self, endpoints_or_url: Endpoints | str | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(self, endpoints_or_url: Endpoints | str, timeout: float = 10.0) -> None:
         if endpoints_or_url is None:
-            from mqkit.launcher import start_brokers
-
-            endpoints_or_url = start_brokers()
-        url = (endpoints_or_url if isinstance(endpoints_or_url, str)
-               else endpoints_or_url.management_url)
-        if not url:
-            raise ConfigError("These brokers have no management API URL.",
-                              hint="Set MQKIT_MANAGEMENT_URL for an external broker.")
-        self.address: BrokerAddress = parse_url(url, ("http", "https"), "management_url")
+            raise ConfigError("Admin needs the brokers' endpoints.",
+                              hint="endpoints = mqkit.start_brokers(); Admin(endpoints).")
+        self.api = ManagementClient(endpoints_or_url, timeout=timeout)
+        self.address: BrokerAddress = self.api.address
         self.timeout = timeout
-        self._base = f"{self.address.scheme}://{self.address.host}:{self.address.port}/api"
-        token = f"{self.address.username or ''}:{self.address.password or ''}"
-        self._auth = "Basic " + base64.b64encode(token.encode()).decode()
 
     def __repr__(self) -> str:
         return f"Admin({self.address.redacted()})"
-
-    # -- HTTP ------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> Any:
@@ -119,45 +108,11 @@ class Admin:
 
         Raises:
             AuthenticationError: HTTP 401 or 403.
-            ConfigError: HTTP 400 or 404 (bad argument, unknown vhost/user/queue).
+            ResourceNotFound: HTTP 404 (unknown vhost, user, queue or exchange).
+            ConfigError: HTTP 400 (a bad argument).
             BrokerConnectionError: no answer, or a server error.
         """
-        url = f"{self._base}/{path}"
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Authorization", self._auth)
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        shown = f"{method} {self.address.scheme}://{self.address.host}:{self.address.port}" \
-                f"/api/{path}"
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            reason = _error_reason(exc)
-            if exc.code in (401, 403):
-                raise AuthenticationError(
-                    f"The management API refused {shown} for user "
-                    f"{self.address.username!r}: HTTP {exc.code} {reason}.",
-                    hint="Check the credentials in the management URL; administering "
-                         "vhosts and users needs the administrator tag.") from None
-            if exc.code in (400, 404):
-                raise ConfigError(f"The management API rejected {shown}: HTTP {exc.code} "
-                                  f"{reason}.",
-                                  hint="Check the names: does the vhost, user, queue or "
-                                       "exchange exist?") from None
-            raise BrokerConnectionError(f"The management API failed {shown}: HTTP {exc.code} "
-                                        f"{reason}.",
-                                        hint="See the broker log (`mqkit status`).") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise BrokerConnectionError(
-                f"No answer from the management API (host={self.address.host}, "
-                f"port={self.address.port}) for {shown}: {exc}.",
-                hint="Is RabbitMQ running with the management plugin? Try `mqkit status`."
-            ) from None
-        return json.loads(payload) if payload.strip() else None
+        return self.api.request(method, path, body, headers)
 
     def get(self, path: str) -> Any:
         """GET ``/api/<path>``."""
@@ -204,7 +159,7 @@ class Admin:
 
     def close_connection(self, name: str, reason: str = "closed by mqkit.admin") -> None:
         """Force-close one client connection by its server-side name (fault demos)."""
-        with contextlib.suppress(ConfigError):  # already gone
+        with contextlib.suppress(ResourceNotFound):  # already gone
             self.request("DELETE", f"connections/{_q(name)}", headers={"X-Reason": reason})
 
     def topology(self, vhost: str = "/", *, include_defaults: bool = False) -> Topology:
@@ -274,13 +229,13 @@ class Admin:
     def _delete(self, path: str, missing_ok: bool) -> None:
         try:
             self.request("DELETE", path)
-        except ConfigError:
+        except ResourceNotFound:
             if not missing_ok:
                 raise
 
 
 def fetch_topology(
-    endpoints: Endpoints | None = None,
+    endpoints: Endpoints,
     vhost: str = "/",
     *,
     include_defaults: bool = False,
@@ -289,17 +244,13 @@ def fetch_topology(
     """The topology of ``vhost``, with exact ready-message counts from the broker itself.
 
     Args:
-        endpoints: the brokers (``None``: :func:`mqkit.start_brokers`).
+        endpoints: the brokers (from :func:`mqkit.start_brokers`).
         vhost: the virtual host to read.
         include_defaults: keep the default exchange and the ``amq.*`` exchanges.
         exact_counts: ask RabbitMQ (passive ``queue_declare``) for the number of ready
             messages of each non-exclusive queue instead of the management statistics,
             which lag by up to 5 s.
     """
-    if endpoints is None:
-        from mqkit.launcher import start_brokers
-
-        endpoints = start_brokers()
     topology = Admin(endpoints).topology(vhost, include_defaults=include_defaults)
     if not exact_counts or not topology.queues:
         return topology
@@ -312,8 +263,6 @@ def fetch_topology(
 
 def _ready_counts(endpoints: Endpoints, vhost: str, names: list[str]) -> dict[str, int]:
     import pika.exceptions as pe
-
-    from mqkit.clients import amqp_connection
 
     first = endpoints.amqp
     url = amqp_url(first.host, first.port, first.username or "", first.password or "", vhost)
@@ -334,14 +283,6 @@ def _ready_counts(endpoints: Endpoints, vhost: str, names: list[str]) -> dict[st
 
 def _q(name: str) -> str:
     return quote(name, safe="")
-
-
-def _error_reason(exc: urllib.error.HTTPError) -> str:
-    try:
-        body = json.loads(exc.read() or b"{}")
-        return str(body.get("reason") or body.get("error") or exc.reason)
-    except (ValueError, OSError, AttributeError):
-        return str(exc.reason)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mqkit import launcher
+from mqkit.brokers import launcher
 from mqkit.brokers.base import as_dict
 from mqkit.config import BACKENDS
 from mqkit.exceptions import MQKitError

@@ -5,6 +5,7 @@ next::
 
     MQKitError
     ├── ConfigError (ValueError)            unknown backend, malformed URL, bad MQKIT_* value
+    │   └── ResourceNotFound                the management API has no such vhost/queue (404)
     ├── BackendUnavailable (RuntimeError)   Docker socket absent, broker binary missing
     │   └── NoBackendError                  ``auto`` found no way to get a broker
     ├── BrokerStartError (RuntimeError)     a broker could not be started
@@ -42,6 +43,10 @@ class MQKitError(Exception):
 
 class ConfigError(MQKitError, ValueError):
     """A setting, argument or URL is invalid."""
+
+
+class ResourceNotFound(ConfigError):
+    """The management API has no such vhost, user, queue or exchange (HTTP 404)."""
 
 
 class BackendUnavailable(MQKitError, RuntimeError):

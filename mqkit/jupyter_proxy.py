@@ -70,7 +70,7 @@ def setup_rabbitmq_management() -> dict[str, Any]:
 
 def management_address() -> tuple[str, int] | None:
     """Host and port of the management API of the brokers mqkit uses now, or ``None``."""
-    from mqkit.launcher import broker_status
+    from mqkit.brokers.launcher import broker_status
 
     try:
         endpoints = broker_status()["endpoints"]

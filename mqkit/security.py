@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from mqkit.urls import BrokerAddress, amqp_url
 
 if TYPE_CHECKING:
-    from mqkit.brokers.base import Endpoints
+    from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ def _guest_accepted(address: BrokerAddress) -> bool:
 
 
 def _anonymous_mqtt_accepted(address: BrokerAddress, timeout: float) -> bool:
-    import paho.mqtt.client as mqtt
+    from mqkit.clients.mqtt import mqtt_client
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"mqkit-security-{secrets.token_hex(4)}")
+    anonymous = BrokerAddress(address.scheme, address.host, address.port, None, None)
+    client = mqtt_client(anonymous.url(), client_id=f"mqkit-security-{secrets.token_hex(4)}")
     answered = threading.Event()
     accepted: list[bool] = []
 

@@ -43,6 +43,17 @@ class BrokerAddress:
         """True for ``amqps``, ``mqtts`` and ``https``."""
         return self.scheme.endswith("s") and self.scheme != "mqtt"
 
+    def url(self) -> str:
+        """The URL again, with its credentials (and the vhost for AMQP)."""
+        user = ""
+        if self.username is not None:
+            user = quote(self.username, safe="")
+            if self.password is not None:
+                user += ":" + quote(self.password, safe="")
+            user += "@"
+        path = "/" + quote(self.vhost or "/", safe="") if self.scheme.startswith("amqp") else ""
+        return f"{self.scheme}://{user}{self.host}:{self.port}{path}"
+
     def redacted(self) -> str:
         """The URL with the password replaced by ``***`` (safe for logs and errors)."""
         user = f"{self.username}:***@" if self.username else ""

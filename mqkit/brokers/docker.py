@@ -15,7 +15,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from mqkit.brokers.base import Availability, Backend, BrokerStatus, Endpoints, check_broker_name
+from mqkit.brokers.base import Availability, Backend, BrokerStatus, check_broker_name
+from mqkit.brokers.ports import LOOPBACK, choose_ports
 from mqkit.brokers.readiness import (
     probe_all,
     probe_amqp,
@@ -33,6 +34,8 @@ from mqkit.brokers.specs import (
     new_password,
     render,
 )
+from mqkit.brokers.state import StateStore
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
     BackendUnavailable,
     BrokerConnectionError,
@@ -40,8 +43,6 @@ from mqkit.exceptions import (
     BrokerStartError,
     ImageUnavailable,
 )
-from mqkit.ports import LOOPBACK, choose_ports
-from mqkit.state import StateStore
 from mqkit.urls import amqp_url, http_url, mqtt_url
 
 if TYPE_CHECKING:

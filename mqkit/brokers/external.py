@@ -5,8 +5,9 @@ mqkit never starts or stops these brokers; it only checks that they answer.
 
 from __future__ import annotations
 
-from mqkit.brokers.base import Availability, Backend, BrokerStatus, Endpoints
+from mqkit.brokers.base import Availability, Backend, BrokerStatus
 from mqkit.brokers.readiness import probe_all
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import BackendUnavailable, BrokerConnectionError, ConfigError
 from mqkit.urls import parse_amqp_urls, parse_url
 

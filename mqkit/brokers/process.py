@@ -23,9 +23,9 @@ from mqkit.brokers.base import (
     Availability,
     Backend,
     BrokerStatus,
-    Endpoints,
     check_broker_name,
 )
+from mqkit.brokers.ports import LOOPBACK, choose_ports
 from mqkit.brokers.readiness import (
     probe_all,
     probe_amqp,
@@ -43,14 +43,14 @@ from mqkit.brokers.specs import (
     rabbitmq_extra_config,
     render,
 )
+from mqkit.brokers.state import StateStore
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
     BackendUnavailable,
     BrokerConnectionError,
     BrokerNotRunning,
     BrokerStartError,
 )
-from mqkit.ports import LOOPBACK, choose_ports
-from mqkit.state import StateStore
 from mqkit.urls import amqp_url, http_url, mqtt_url
 
 log = logging.getLogger(__name__)
@@ -440,7 +440,7 @@ def _terminate(pid: int | None, marker: str) -> bool:
 
 
 def _wait_listening(port: int, child: subprocess.Popen[bytes], timeout: float) -> None:
-    from mqkit.ports import is_listening
+    from mqkit.brokers.ports import is_listening
 
     deadline = time.monotonic() + timeout
     while not is_listening(port):

@@ -8,21 +8,21 @@ pass by itself (refused port, a broker still booting).
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import logging
 import secrets
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from mqkit.brokers.base import Endpoints
+from mqkit.clients.amqp import amqp_parameters, open_blocking
+from mqkit.clients.management import ManagementClient
+from mqkit.clients.mqtt import mqtt_client, raise_for_connack
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
     AuthenticationError,
     BrokerConnectionError,
     BrokerExited,
     BrokerTimeout,
+    ConfigError,
 )
 from mqkit.urls import BrokerAddress
 
@@ -34,59 +34,21 @@ POLL_INTERVAL = 0.1
 
 def probe_amqp(address: BrokerAddress, timeout: float = 3.0) -> None:
     """Open and close one authenticated AMQP connection."""
-    import pika
-    import pika.exceptions
-
-    params = pika.ConnectionParameters(
-        host=address.host, port=address.port, virtual_host=address.vhost or "/",
-        credentials=pika.PlainCredentials(address.username or "", address.password or ""),
-        connection_attempts=1, socket_timeout=timeout, stack_timeout=timeout,
-        blocked_connection_timeout=timeout)
-    where = f"(host={address.host}, port={address.port}, vhost={address.vhost or '/'})"
-    try:
-        with _quiet("pika"):
-            connection = pika.BlockingConnection(params)
-    except (pika.exceptions.ProbableAuthenticationError,
-            pika.exceptions.ProbableAccessDeniedError,
-            pika.exceptions.AuthenticationError) as exc:
-        raise AuthenticationError(
-            f"RabbitMQ refused user {address.username!r} {where}: {exc!r}.",
-            hint="Check the user name, password and vhost in the AMQP URL "
-                 "(mqkit status shows the URL of brokers mqkit started).") from None
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        raise BrokerConnectionError(f"No AMQP connection {where}: {exc!r}.",
-                                    hint="Is the broker running? Try `mqkit status`.") from exc
-    connection.close()
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Silence a library's own error logs while mqkit probes (it reports failures itself)."""
-    logger = logging.getLogger(logger_name)
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
+    url = address.url()
+    open_blocking(amqp_parameters(url, name="mqkit-probe", timeout=timeout), url,
+                  quiet=True).close()
 
 
 def probe_mqtt(address: BrokerAddress, timeout: float = 3.0) -> None:
     """Connect with credentials and wait for a successful CONNACK."""
-    import paho.mqtt.client as mqtt
-
     where = f"(host={address.host}, port={address.port})"
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"mqkit-probe-{secrets.token_hex(4)}")
-    if address.username:
-        client.username_pw_set(address.username, address.password)
-    if address.is_tls:
-        client.tls_set()
+    client = mqtt_client(address.url(), client_id=f"mqkit-probe-{secrets.token_hex(4)}")
     answer: list[object] = []
     client.on_connect = lambda _c, _u, _f, reason_code, _p: answer.append(reason_code)
     try:
         client.connect(address.host, address.port, keepalive=10)
         deadline = time.monotonic() + timeout
+        # The probe drives paho's loop itself: no thread outlives it.
         while not answer and time.monotonic() < deadline:
             client.loop(timeout=0.05)
     except OSError as exc:
@@ -100,46 +62,13 @@ def probe_mqtt(address: BrokerAddress, timeout: float = 3.0) -> None:
     raise_for_connack(answer[0], address)
 
 
-def raise_for_connack(reason: object, address: BrokerAddress) -> None:
-    """Raise the mqkit error a refused CONNACK means; return quietly on success.
-
-    Args:
-        reason: paho's reason code from ``on_connect``.
-        address: the broker, named in the error.
-    """
-    if not getattr(reason, "is_failure", False):
-        return
-    where = f"(host={address.host}, port={address.port})"
-    # MQTT 3.1.1 codes 4/5 and MQTT 5 codes 134/135: bad credentials, not authorized.
-    if getattr(reason, "value", None) in (4, 5, 134, 135):
-        raise AuthenticationError(
-            f"Mosquitto refused user {address.username!r} {where}: {reason}.",
-            hint="Check the user name and password in the MQTT URL.")
-    raise BrokerConnectionError(f"Mosquitto refused the connection {where}: {reason}.")
-
-
 def probe_management(address: BrokerAddress, timeout: float = 3.0) -> None:
     """Ask the management API for ``/api/overview`` with basic auth."""
-    url = f"{address.scheme}://{address.host}:{address.port}/api/overview"
-    request = urllib.request.Request(url)
-    token = base64.b64encode(f"{address.username}:{address.password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
-            raise AuthenticationError(
-                f"The management API refused user {address.username!r} "
-                f"(HTTP {exc.code} from {url}).",
-                hint="Check the credentials in the management URL; the user needs a "
-                     "management tag.") from None
-        raise BrokerConnectionError(f"The management API answered HTTP {exc.code} ({url}).",
-                                    hint="The broker may still be starting.") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise BrokerConnectionError(f"No answer from the management API at {url}: {exc}.",
-                                    hint="Is the broker running with the management "
-                                         "plugin? Try `mqkit status`.") from exc
+        ManagementClient(address, timeout=timeout).get("overview")
+    except ConfigError as exc:
+        # A 400/404 while the plugin boots is "not yet", not a wrong setting.
+        raise BrokerConnectionError(exc.message, hint="The broker may still be starting.") from None
 
 
 def probe_all(endpoints: Endpoints, timeout: float = 3.0) -> None:

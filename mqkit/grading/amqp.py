@@ -9,17 +9,17 @@ connection without confirms may still be on its way when the check starts.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mqkit.brokers.base import Endpoints
+from mqkit.clients.amqp import amqp_connection
+from mqkit.clients.management import ManagementClient
+from mqkit.endpoints import Endpoints
+from mqkit.exceptions import ResourceNotFound
 from mqkit.grading.registry import Check, NotYet, register
 
 #: Seconds a check waits for a count to reach the wanted value before it says "not yet".
@@ -40,12 +40,8 @@ class QueueState:
 
 @contextlib.contextmanager
 def _channel(endpoints: Endpoints) -> Iterator[Any]:
-    import pika
-
-    params = pika.URLParameters(endpoints.amqp_url.split(",")[0])
-    params.connection_attempts = 1
-    params.socket_timeout = params.stack_timeout = 5
-    connection = pika.BlockingConnection(params)
+    # A connection of the check's own, to the first (primary) broker: one attempt, 5 s.
+    connection = amqp_connection(endpoints.amqp.url(), name="mqkit-check", timeout=5)
     try:
         yield connection.channel()
     finally:
@@ -74,27 +70,13 @@ def management_json(endpoints: Endpoints, path: str, body: dict[str, Any] | None
 
     Raises:
         NotYet: a 404 (the object does not exist).
-        RuntimeError: the endpoints have no management API.
+        ConfigError: the endpoints have no management API.
     """
-    import urllib.error
-
-    address = endpoints.management
-    if address is None:
-        raise RuntimeError("this check needs the RabbitMQ management API, and the broker "
-                           "offers none")
-    url = f"{address.scheme}://{address.host}:{address.port}/api/{path}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    token = base64.b64encode(f"{address.username}:{address.password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    request.add_header("Content-Type", "application/json")
+    api = ManagementClient(endpoints, timeout=5)
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise NotYet(f"{path.rsplit('/', 1)[-1]!r} does not exist") from None
-        raise
+        return api.request("POST" if body is not None else "GET", path, body)
+    except ResourceNotFound:
+        raise NotYet(f"{urllib.parse.unquote(path.rsplit('/', 1)[-1])!r} does not exist") from None
 
 
 def _queue_path(endpoints: Endpoints, queue: str) -> str:

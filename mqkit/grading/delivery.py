@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 from mqkit.grading.amqp import _channel, _queue_path, management_json, persistent_message
 from mqkit.grading.registry import Check, NotYet, register
 

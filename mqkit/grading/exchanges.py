@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 from mqkit.grading.registry import Check, NotYet, register
 from mqkit.routing import Message
 

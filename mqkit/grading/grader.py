@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import ConfigError
 from mqkit.grading.registry import Check, CheckResult, Status, checks_for_lab
 from mqkit.grading.runner import RunReport, run_notebook
@@ -369,7 +369,7 @@ def grade(
     lab_checks(lab, extra)  # fail early on an unknown lab or a bad checks file
     items = collect(lab, submissions)
     if broker is None:
-        from mqkit.launcher import start_brokers
+        from mqkit.brokers.launcher import start_brokers
 
         broker = start_brokers()
     if not broker.management_url:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 from mqkit.grading.registry import Check, NotYet, register
 
 #: Seconds a check waits for the broker's answers (CONNACK, SUBACK, the messages).

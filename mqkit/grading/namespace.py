@@ -28,11 +28,11 @@ from pathlib import Path
 from types import TracebackType
 
 from mqkit.admin import Admin
-from mqkit.brokers.base import Endpoints
+from mqkit.brokers.ports import LOOPBACK, free_port
 from mqkit.brokers.readiness import probe_mqtt
 from mqkit.brokers.specs import MOSQUITTO, mosquitto_password_line, new_password, render
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import BrokerConnectionError, BrokerStartError
-from mqkit.ports import LOOPBACK, free_port
 from mqkit.urls import amqp_url, http_url, mqtt_url
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 from mqkit.grading.exchanges import MessageSpec, bound_queues, probe_routes
 
 log = logging.getLogger(__name__)

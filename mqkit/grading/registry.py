@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 

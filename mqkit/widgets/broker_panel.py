@@ -12,13 +12,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from mqkit import launcher
+from mqkit.brokers import launcher
 
 log = logging.getLogger(__name__)
 
 
 class BrokerPanelModel:
-    """Start, stop, restart and inspect the brokers through :mod:`mqkit.launcher`.
+    """Start, stop, restart and inspect the brokers through :mod:`mqkit.brokers.launcher`.
 
     Args:
         backend: ``auto`` (default), ``docker``, ``process`` or ``external``.

@@ -17,7 +17,7 @@ from mqkit import clients
 from mqkit.exceptions import ConfigError, ConnectionLost
 
 if TYPE_CHECKING:
-    from mqkit.brokers.base import Endpoints
+    from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from mqkit.exceptions import ConfigError
 from mqkit.routing import Binding, Match, destinations, route
 
 if TYPE_CHECKING:
-    from mqkit.brokers.base import Endpoints
+    from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import ipywidgets as widgets
 from mqkit.admin import BindingInfo, Topology, fetch_topology
 
 if TYPE_CHECKING:
-    from mqkit.brokers.base import Endpoints
+    from mqkit.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class TopologyModel:
     def __init__(self, endpoints: Endpoints | None = None, vhost: str = "/", *,
                  include_defaults: bool = False, exact_counts: bool = True) -> None:
         if endpoints is None:
-            from mqkit.launcher import start_brokers
+            from mqkit.brokers.launcher import start_brokers
 
             endpoints = start_brokers()
         self.endpoints = endpoints

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from mqkit.ports import free_port
+from mqkit.brokers.ports import free_port
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import pika
 import pytest
 
 from mqkit.brokers.docker import LABEL, DockerBackend
+from mqkit.brokers.ports import is_listening
 from mqkit.brokers.readiness import probe_amqp, probe_mqtt
 from mqkit.config import Settings
 from mqkit.exceptions import AuthenticationError, ImageUnavailable
-from mqkit.ports import is_listening
 from mqkit.urls import BrokerAddress
 from tests.conftest import require
 from tests.helpers import mqtt_round_trip
@@ -155,8 +155,8 @@ def test_down_leaves_nothing(engine, tmp_path):
 
 
 def test_auto_falls_back_to_processes_when_docker_cannot_run_the_brokers(engine, tmp_path):
+    from mqkit.brokers.launcher import start_brokers, stop_brokers
     from mqkit.brokers.process import ProcessBackend
-    from mqkit.launcher import start_brokers, stop_brokers
 
     settings = {"state_dir": tmp_path, "rabbitmq_image": "mqkit-test/no-such-rabbitmq:0.0.1"}
     require(ProcessBackend(Settings.from_env(env={}, state_dir=tmp_path)).availability()

@@ -9,6 +9,7 @@ import pika.exceptions as pe
 import pytest
 
 from mqkit.admin import Admin
+from mqkit.brokers.ports import free_port
 from mqkit.clients import amqp_connection, mqtt_connect, notebook_connection
 from mqkit.errors_amqp import amqp_errors, translate_amqp_error
 from mqkit.exceptions import (
@@ -18,7 +19,6 @@ from mqkit.exceptions import (
     InvalidExchangeType,
     QueueRefused,
 )
-from mqkit.ports import free_port
 from mqkit.security import _listening_addresses, check_security
 from mqkit.urls import amqp_url, mqtt_url
 from tests.faults.ledger import Ledger
@@ -136,8 +136,8 @@ def test_security_self_check_finds_anonymous_mqtt(brokers, tmp_path):
     mosquitto = subprocess.Popen(["mosquitto", "-c", str(tmp_path / "open.conf")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        from mqkit.brokers.base import Endpoints
         from mqkit.brokers.readiness import probe_mqtt, wait_until_ready
+        from mqkit.endpoints import Endpoints
 
         open_mqtt = f"mqtt://127.0.0.1:{port}"
         endpoints = Endpoints(amqp_url=brokers.amqp_url, mqtt_url=open_mqtt,

@@ -10,7 +10,7 @@ import sys
 import pika
 import pytest
 
-from mqkit.ports import is_listening
+from mqkit.brokers.ports import is_listening
 from tests.conftest import require
 from tests.helpers import listening_sockets
 

@@ -8,6 +8,7 @@ import pytest
 
 import mqkit
 from mqkit.brokers.docker import DockerBackend
+from mqkit.brokers.ports import free_port
 from mqkit.brokers.process import ProcessBackend
 from mqkit.config import Settings
 from mqkit.exceptions import (
@@ -19,7 +20,6 @@ from mqkit.exceptions import (
     NoBackendError,
     PortInUseError,
 )
-from mqkit.ports import free_port
 from mqkit.urls import amqp_url, mqtt_url
 from tests.conftest import require
 

@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from mqkit.ports import free_port, is_listening
+from mqkit.brokers.ports import free_port, is_listening
 from tests.browser.jupyter_server import JupyterServer, stop_process_group, wait_for_status
 from tests.conftest import require
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mqkit.brokers.ports import free_port, is_listening
 from mqkit.brokers.process import ProcessBackend
 from mqkit.config import Settings
-from mqkit.ports import free_port, is_listening
 from tests.conftest import require
 
 pytestmark = pytest.mark.integration

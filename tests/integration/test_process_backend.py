@@ -10,11 +10,11 @@ import pika
 import pika.exceptions
 import pytest
 
+from mqkit.brokers.ports import is_listening
 from mqkit.brokers.process import ProcessBackend
 from mqkit.brokers.readiness import probe_amqp, probe_mqtt
 from mqkit.config import Settings
 from mqkit.exceptions import AuthenticationError, BrokerNotRunning
-from mqkit.ports import is_listening
 from mqkit.urls import BrokerAddress
 from tests.conftest import require
 from tests.helpers import listening_sockets, mqtt_round_trip

@@ -3,9 +3,9 @@ import hashlib
 
 import pytest
 
+from mqkit.brokers.ports import choose_ports, free_port, is_port_free
 from mqkit.brokers.specs import RABBITMQ, SPECS, mosquitto_password_line, new_password, render
 from mqkit.exceptions import MQKitError, PortInUseError
-from mqkit.ports import choose_ports, free_port, is_port_free
 
 
 def test_passwords_are_random_and_long_enough():

@@ -1,7 +1,7 @@
 import pika
 import pytest
 
-from mqkit.brokers.base import Endpoints
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import ConfigError
 from mqkit.urls import amqp_url, mqtt_url, parse_amqp_urls, parse_url
 

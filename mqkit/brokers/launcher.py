@@ -13,8 +13,9 @@ import importlib
 import logging
 from typing import Any
 
-from mqkit.brokers.base import Availability, Backend, BrokerStatus, Endpoints
+from mqkit.brokers.base import Availability, Backend, BrokerStatus
 from mqkit.config import Settings
+from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
     BackendUnavailable,
     BrokerNotRunning,
