@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from mqkit.routing import Binding
-from mqkit.widgets.mqtt import TopicFilterModel
+from mqkit.widgets import TopicFilterModel
 from mqkit.widgets.routing_explainer import RoutingExplainerModel
 from tests.browser.jupyter_server import jupyter_lab
 from tests.conftest import require

@@ -1,9 +1,8 @@
-"""mqkit.widgets: a sorted, documented export list, and the old ``mqtt`` module still works."""
+"""mqkit.widgets: a sorted, documented export list, one module per widget concept."""
 
 from __future__ import annotations
 
 import mqkit.widgets
-from mqkit.widgets import mqtt
 
 
 def test_all_is_sorted_and_documented() -> None:
@@ -12,8 +11,11 @@ def test_all_is_sorted_and_documented() -> None:
         assert getattr(mqkit.widgets, name).__doc__, name
 
 
-def test_old_mqtt_module_reexports_the_same_objects() -> None:
-    for name in mqtt.__all__:
-        exported = getattr(mqkit.widgets, name, None)
-        assert exported is None or exported is getattr(mqtt, name), name
-    assert mqtt.TopicFilterModel is mqkit.widgets.TopicFilterModel
+def test_one_module_per_widget_concept() -> None:
+    # The MQTT widgets live one concept per module, like the AMQP side; no catch-all module.
+    import importlib.util
+
+    assert importlib.util.find_spec("mqkit.widgets.mqtt") is None
+    for name in ("mqtt_publisher", "mqtt_inbox", "topic_filter_explainer", "publisher",
+                 "inbox", "inbox_view", "buffer"):
+        assert importlib.util.find_spec(f"mqkit.widgets.{name}") is not None, name
