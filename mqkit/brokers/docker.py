@@ -1,11 +1,12 @@
 """The docker backend: official broker images run through the Docker SDK.
 
-Each state directory gets its own pair of containers, labelled ``io.mqkit.*`` and named
-``mqkit-<instance>-<broker>``. Configs are rendered from ``docker/`` and bind-mounted read-only;
-credentials are random per start. In ``bridge`` mode (default) ports are published on
-127.0.0.1 only; in ``host`` mode (``MQKIT_DOCKER_NETWORK=host``) the brokers bind loopback
+Each state directory gets its own set of containers, labelled ``io.mqkit.*`` and named
+``mqkit-<instance>-<broker>``. Configs are rendered from the brokers' specs and bind-mounted
+read-only; credentials are random per start. In ``bridge`` mode (default) ports are published
+on 127.0.0.1 only; in ``host`` mode (``MQKIT_DOCKER_NETWORK=host``) the brokers bind loopback
 ports that mqkit picks, with RabbitMQ's Erlang ports moved off the defaults so it coexists
-with a broker already running on the host.
+with a broker already running on the host. The lifecycle (reuse, revive, restart, waiting) is
+:class:`~mqkit.brokers.lifecycle.ManagedBackend`'s.
 """
 
 from __future__ import annotations
@@ -13,37 +14,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mqkit.brokers.base import Availability, Backend, BrokerStatus, check_broker_name
-from mqkit.brokers.ports import LOOPBACK, choose_ports
-from mqkit.brokers.readiness import (
-    probe_all,
-    probe_amqp,
-    probe_management,
-    probe_mqtt,
-    wait_until_ready,
-)
-from mqkit.brokers.specs import (
-    ERL_LOOPBACK_ARGS,
-    MOSQUITTO,
-    RABBITMQ,
-    SPECS,
-    USERNAME,
-    mosquitto_password_line,
-    new_password,
-    render,
-)
-from mqkit.brokers.state import StateStore
-from mqkit.endpoints import Endpoints
-from mqkit.exceptions import (
-    BackendUnavailable,
-    BrokerConnectionError,
-    BrokerNotRunning,
-    BrokerStartError,
-    ImageUnavailable,
-)
-from mqkit.urls import amqp_url, http_url, mqtt_url
+from mqkit.brokers.base import Availability
+from mqkit.brokers.lifecycle import ManagedBackend
+from mqkit.brokers.specs import LOOPBACK, MOSQUITTO, RABBITMQ, USERNAME, BrokerSpec, Launch
+from mqkit.brokers.state import BrokerState
+from mqkit.config import Settings
+from mqkit.exceptions import BackendUnavailable, BrokerStartError, ImageUnavailable
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -53,8 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LABEL = "io.mqkit"
-#: Ports the official images listen on inside their own network namespace (bridge mode).
-CONTAINER_PORTS = {"amqp": 5672, "management": 15672, "mqtt": 1883}
 STOP_TIMEOUT = 30
 
 
@@ -63,23 +40,24 @@ def _import_docker() -> Any:
         import docker
     except ImportError:
         raise BackendUnavailable("The Docker SDK for Python is not installed.",
-                                 hint="pip install docker") from None
+                                 hint="pip install 'mqkit[docker]' (or: pip install docker)"
+                                 ) from None
     return docker
 
 
-class DockerBackend(Backend):
-    """Run both brokers as Docker containers of the official (or configured) images."""
+class DockerBackend(ManagedBackend):
+    """Run the brokers as Docker containers of the official (or configured) images."""
 
     name = "docker"
 
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        self.store = StateStore(settings.state_dir, self.name)
+    def __init__(self, settings: Settings, brokers: Sequence[BrokerSpec] = (RABBITMQ, MOSQUITTO),
+                 *, username: str = USERNAME) -> None:
+        super().__init__(settings, brokers, username=username)
         digest = hashlib.sha1(str(settings.state_dir.resolve()).encode()).hexdigest()
         self.instance = digest[:10]
         self._client: DockerClient | None = None
 
-    # -- engine ------------------------------------------------------------------------
+    # -- engine and images ---------------------------------------------------------------
 
     def client(self) -> DockerClient:
         """A connected Docker client.
@@ -101,172 +79,64 @@ class DockerBackend(Backend):
             self._client = client
         return self._client
 
+    def images(self) -> dict[str, str]:
+        """The image of each broker, from the settings."""
+        return {name: getattr(self.settings, spec.image_setting)
+                for name, spec in self.specs.items()}
+
     def availability(self) -> Availability:
-        """Available when a Docker engine answers a ping."""
+        """Available when an engine answers and every image is here or can be pulled."""
         try:
             version = self.client().version().get("Version", "?")
         except BackendUnavailable as exc:
             return Availability(self.name, False, exc.message, hint=exc.hint or "")
+        missing = [image for image in self.images().values() if not self._has_image(image)]
+        pullable = [image for image in missing if self._is_pullable(image)]
+        absent = [image for image in missing if image not in pullable]
+        if absent:
+            return Availability(
+                self.name, False, f"Docker engine {version} answers, but image(s) "
+                f"{', '.join(absent)} are not on this machine and cannot be pulled",
+                hint="Connect to a registry, `docker load` the images, point "
+                     "MQKIT_RABBITMQ_IMAGE / MQKIT_MOSQUITTO_IMAGE at images you have "
+                     "(`docker images`), or use --backend process.")
+        note = f"; will pull {', '.join(pullable)}" if pullable else ""
         return Availability(self.name, True, f"Docker engine {version} answers "
-                                             f"({self.settings.docker_network} network)")
+                                             f"({self.settings.docker_network} network){note}")
 
-    def has_state(self) -> bool:
-        """True when a state file records containers started by this backend."""
-        return self.store.file.exists()
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def running(self) -> Endpoints | None:
-        """Endpoints of this instance's containers when both run and answer."""
-        state = self.store.load()
-        if not state:
-            return None
+    def _has_image(self, image: str) -> bool:
+        docker = _import_docker()
         try:
-            containers = self._containers()
-        except BackendUnavailable:
-            return None
-        if any(c is None or c.status != "running" for c in containers.values()):
-            return None
-        endpoints = self._endpoints(state)
-        try:
-            probe_all(endpoints, timeout=2.0)
-        except BrokerConnectionError:
-            return None
-        return endpoints
+            self.client().images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
 
-    def start(self) -> Endpoints:
-        """Start both containers, or reuse (and revive) this instance's containers."""
+    def _is_pullable(self, image: str) -> bool:
+        """True when the registry knows the image (a manifest lookup, nothing downloaded)."""
+        docker = _import_docker()
+        try:
+            self.client().images.get_registry_data(image)
+        except docker.errors.DockerException as exc:
+            log.info("image %s cannot be pulled: %s", image, exc)
+            return False
+        return True
+
+    def prepare(self, state: BrokerState) -> None:
+        """Make sure every image is here (pulling what is missing, with progress)."""
         client = self.client()
-        state = self.store.load()
-        containers = self._containers()
-        if state and all(c is not None for c in containers.values()):
-            stopped = [name for name, c in containers.items() if c and c.status != "running"]
-            for name in stopped:
-                log.info("starting stopped container %s", containers[name].name)  # type: ignore[union-attr]
-                containers[name].start()  # type: ignore[union-attr]
-            self._wait_ready(state, tuple(stopped) or ("mosquitto", "rabbitmq"))
-            return self._endpoints(state)
-        # Containers without credentials on record (or half a pair) cannot be reused.
-        self._remove_containers()
-        return self._start_fresh(client)
-
-    def _start_fresh(self, client: DockerClient) -> Endpoints:
-        settings = self.settings
-        images = {"rabbitmq": settings.rabbitmq_image, "mosquitto": settings.mosquitto_image}
+        images = self.images()
         for image in images.values():
             self._ensure_image(client, image)
-        self.store.clear()
-        host_mode = settings.docker_network == "host"
-        requested = {"amqp": settings.amqp_port, "management": settings.management_port,
-                     "mqtt": settings.mqtt_port}
-        if host_mode:
-            requested |= {"dist": 0, "epmd": 0}
-        state: dict[str, Any] = {
-            "backend": self.name, "instance": self.instance, "network": settings.docker_network,
-            "username": USERNAME, "password": new_password(), "ports": choose_ports(requested),
-            "images": images,
-        }
-        self.store.save(state)
-        try:
-            for broker in ("rabbitmq", "mosquitto"):
-                self._run(client, broker, state)
-            self._wait_ready(state, ("mosquitto", "rabbitmq"))
-        except BaseException:
-            self._remove_containers()
-            self.store.file.unlink(missing_ok=True)
-            raise
-        return self._endpoints(state)
+        state.instance = self.instance
+        state.network = self.settings.docker_network
+        state.images = images
+        if state.network == "host":
+            state.nodename = f"mqkit-{self.instance}@localhost"
 
-    def stop(self) -> list[str]:
-        """Remove this instance's containers (and their data) and forget the credentials."""
-        try:
-            removed = self._remove_containers()
-        finally:
-            self.store.clear()
-        return removed
-
-    def restart(self, broker: str = "all") -> Endpoints:
-        """``docker restart`` one broker or both; the container keeps its data."""
-        state = self._require_state()
-        containers = self._containers()
-        brokers = check_broker_name(broker, allow_all=True)
-        for name in brokers:
-            container = containers.get(name)
-            if container is None:
-                raise BrokerNotRunning(f"The {name} container is gone.",
-                                       hint="`mqkit down` then `mqkit up` starts a new pair.")
-            container.restart(timeout=STOP_TIMEOUT)
-        self._wait_ready(state, brokers)
-        return self._endpoints(state)
-
-    def kill(self, broker: str) -> None:
-        """``docker kill`` (SIGKILL) one broker; ``restart`` or ``start`` revives it."""
-        self._require_state()
-        (name,) = check_broker_name(broker)
-        container = self._containers().get(name)
-        if container is None or container.status != "running":
-            raise BrokerNotRunning(f"The {name} container is not running.",
-                                   hint="Start it with mqkit.start_brokers() or `mqkit up`.")
-        container.kill()
-        container.wait(timeout=30)
-
-    def status(self) -> list[BrokerStatus]:
-        """Each container's Docker status."""
-        state = self.store.load()
-        if not state:
-            return [BrokerStatus(b, False, "not started") for b in SPECS]
-        result = []
-        for name, container in self._containers().items():
-            if container is None:
-                result.append(BrokerStatus(name, False, "container missing"))
-            else:
-                result.append(BrokerStatus(name, container.status == "running",
-                                           f"container {container.name} {container.status}"))
-        return result
-
-    def logs(self, broker: str, lines: int = 20) -> str:
-        """The last lines the container wrote."""
-        (name,) = check_broker_name(broker)
-        try:
-            container = self._containers().get(name)
-        except BackendUnavailable:
-            return ""
-        if container is None:
-            return ""
-        return str(container.logs(tail=lines).decode(errors="replace")).rstrip()
-
-    # -- internals ---------------------------------------------------------------------
-
-    def _require_state(self) -> dict[str, Any]:
-        state = self.store.load()
-        if not state:
-            raise BrokerNotRunning("The docker backend has no brokers running.",
-                                   hint="Start them with mqkit.start_brokers() or `mqkit up`.")
-        return state
-
-    def container_name(self, broker: str) -> str:
-        """The name of this instance's container for ``broker``."""
-        return f"mqkit-{self.instance}-{broker}"
-
-    def _containers(self) -> dict[str, Container | None]:
-        docker = _import_docker()
-        found: dict[str, Container | None] = {}
-        for broker in SPECS:
-            try:
-                found[broker] = self.client().containers.get(self.container_name(broker))
-            except docker.errors.NotFound:
-                found[broker] = None
-        return found
-
-    def _remove_containers(self) -> list[str]:
-        removed = []
-        client = self.client()
-        for container in client.containers.list(
-                all=True, filters={"label": f"{LABEL}.instance={self.instance}"}):
-            log.info("removing container %s", container.name)
-            container.remove(force=True, v=True)
-            removed.append(str(container.labels.get(f"{LABEL}.broker", container.name)))
-        return removed
+    def shares_host_network(self, state: BrokerState | None) -> bool:
+        """True in ``host`` network mode."""
+        return (state.network if state else self.settings.docker_network) == "host"
 
     def _ensure_image(self, client: DockerClient, image: str) -> None:
         docker = _import_docker()
@@ -294,97 +164,127 @@ class DockerBackend(Backend):
                      f"point MQKIT_{'RABBITMQ' if 'rabbit' in image else 'MOSQUITTO'}_IMAGE at "
                      "an image you have (`docker images`), or use --backend process.") from None
 
-    def _run(self, client: DockerClient, broker: str, state: dict[str, Any]) -> Container:
-        spec = SPECS[broker]
-        ports, host_mode = state["ports"], state["network"] == "host"
-        bind = LOOPBACK if host_mode else "0.0.0.0"
-        inner = ports if host_mode else CONTAINER_PORTS
-        folder = self.store.ensure_dir(broker)
+    # -- one broker --------------------------------------------------------------------------
+
+    def container_name(self, broker: str) -> str:
+        """The name of this instance's container for ``broker``."""
+        return f"mqkit-{self.instance}-{broker}"
+
+    def _container(self, name: str) -> Container | None:
+        docker = _import_docker()
+        try:
+            return self.client().containers.get(self.container_name(name))
+        except docker.errors.NotFound:
+            return None
+
+    def launch(self, spec: BrokerSpec, state: BrokerState) -> None:
+        """Start the broker's stopped container, or run a new one."""
+        container = self._container(spec.name)
+        if container is not None:
+            if container.status != "running":
+                log.info("starting stopped container %s", container.name)
+                container.start()
+            return
+        self._run(spec, state)
+
+    def _run(self, spec: BrokerSpec, state: BrokerState) -> Container:
+        host_mode = self.shares_host_network(state)
+        ports = {p.name: (state.ports[p.name] if host_mode else p.container)
+                 for p in spec.ports if p.name in state.ports}
+        folder = self.store.ensure_dir(spec.name)
+        launch = Launch(state, folder, self.settings, in_container=True,
+                        bind=LOOPBACK if host_mode else "0.0.0.0",
+                        ports={k: v for k, v in ports.items() if v is not None})
         # 0644: the broker runs as its own user inside the container; the state folder
         # (0700) keeps other host users out.
-        mounts: dict[str, dict[str, str]] = {}
-        env: dict[str, str] = {}
-        if broker == "rabbitmq":
-            conf = self.store.write_private(folder / "rabbitmq.conf", render(
-                RABBITMQ.template, bind=bind, amqp_port=inner["amqp"],
-                management_port=inner["management"], memory=self.settings.rabbitmq_memory),
-                mode=0o644)
-            plugins = self.store.write_private(folder / "enabled_plugins",
-                                               "[rabbitmq_management].\n", mode=0o644)
-            mounts = {str(conf): {"bind": RABBITMQ.config_path, "mode": "ro"},
-                      str(plugins): {"bind": "/etc/rabbitmq/enabled_plugins", "mode": "ro"}}
-            env = {"RABBITMQ_DEFAULT_USER": state["username"],
-                   "RABBITMQ_DEFAULT_PASS": state["password"]}
-            if host_mode:
-                env |= {"RABBITMQ_NODENAME": f"mqkit-{self.instance}@localhost",
-                        "RABBITMQ_DIST_PORT": str(ports["dist"]),
-                        "ERL_EPMD_PORT": str(ports["epmd"]), "ERL_EPMD_ADDRESS": LOOPBACK,
-                        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": ERL_LOOPBACK_ARGS}
-        else:
-            config_dir = folder / "config"
-            config_dir.mkdir(exist_ok=True)
-            self.store.write_private(config_dir / "passwd", mosquitto_password_line(
-                state["username"], state["password"]), mode=0o644)
-            self.store.write_private(config_dir / "mosquitto.conf", render(
-                MOSQUITTO.template, bind=bind, mqtt_port=inner["mqtt"],
-                password_file="/mosquitto/config/passwd", data_dir="/mosquitto/data",
-                log_dest="stderr"), mode=0o644)  # stdout is block-buffered
-            config_dir.chmod(0o755)
-            mounts = {str(config_dir): {"bind": "/mosquitto/config", "mode": "ro"}}
+        for name, text in spec.files(launch).items():
+            path = self.store.write_private(folder / name, text, mode=0o644)
+            if path.parent != folder:  # a mounted config folder the container user reads
+                path.parent.chmod(0o755)
+        recipe = spec.container(launch)
         options: dict[str, Any] = {}
         if host_mode:
             options["network_mode"] = "host"
         else:
-            options["ports"] = {f"{CONTAINER_PORTS[p]}/tcp": (LOOPBACK, ports[p])
-                                for p in spec.port_names if p in CONTAINER_PORTS}
-            options["hostname"] = f"mqkit-{broker}"
-        log.info("starting container %s from %s", self.container_name(broker),
-                 state["images"][broker])
+            options["ports"] = {f"{p.container}/tcp": (LOOPBACK, state.ports[p.name])
+                                for p in spec.ports if p.container is not None}
+            options["hostname"] = f"mqkit-{spec.name}"
+        image = state.images[spec.name]
+        log.info("starting container %s from %s", self.container_name(spec.name), image)
         docker = _import_docker()
         try:
-            return client.containers.run(
-                state["images"][broker], name=self.container_name(broker), detach=True,
-                environment=env, volumes=mounts,
-                labels={f"{LABEL}.managed": "true", f"{LABEL}.broker": broker,
+            return self.client().containers.run(
+                image, name=self.container_name(spec.name), detach=True, environment=recipe.env,
+                volumes={str(folder / source): {"bind": target, "mode": "ro"}
+                         for source, target in recipe.mounts.items()},
+                labels={f"{LABEL}.managed": "true", f"{LABEL}.broker": spec.name,
                         f"{LABEL}.instance": self.instance,
                         f"{LABEL}.state-dir": str(self.settings.state_dir)},
                 **options)
         except docker.errors.APIError as exc:
             raise BrokerStartError(
                 f"Docker could not start the {spec.title} container "
-                f"{self.container_name(broker)}: {exc.explanation or exc}.",
+                f"{self.container_name(spec.name)}: {exc.explanation or exc}.",
                 hint="With a daemon started without a bridge network, set "
                      "MQKIT_DOCKER_NETWORK=host; `mqkit doctor` checks the engine; or use "
                      "--backend process.") from None
 
-    def _endpoints(self, state: dict[str, Any]) -> Endpoints:
-        user, password, ports = state["username"], state["password"], state["ports"]
-        return Endpoints(
-            amqp_url=amqp_url(LOOPBACK, ports["amqp"], user, password),
-            mqtt_url=mqtt_url(LOOPBACK, ports["mqtt"], user, password),
-            management_url=http_url(LOOPBACK, ports["management"], user, password),
-            backend=self.name,
-        )
+    def is_alive(self, spec: BrokerSpec, state: BrokerState) -> bool:
+        """True while the broker's container runs."""
+        try:
+            container = self._container(spec.name)
+        except BackendUnavailable:
+            return False
+        return container is not None and container.status == "running"
 
-    def _exited(self, broker: str) -> str | None:
-        container = self._containers().get(broker)
+    def halt(self, spec: BrokerSpec, state: BrokerState, *, kill: bool = False) -> bool:
+        """``docker stop`` (or ``docker kill``) the container; it keeps its data."""
+        container = self._container(spec.name)
+        if container is None or container.status != "running":
+            return False
+        if kill:
+            container.kill()
+            container.wait(timeout=30)
+        else:
+            container.stop(timeout=STOP_TIMEOUT)
+        return True
+
+    def discard(self, state: BrokerState | None) -> list[str]:
+        """Remove this instance's containers (and their data), with or without a record."""
+        removed = []
+        for container in self.client().containers.list(
+                all=True, filters={"label": f"{LABEL}.instance={self.instance}"}):
+            log.info("removing container %s", container.name)
+            container.remove(force=True, v=True)
+            removed.append(str(container.labels.get(f"{LABEL}.broker", container.name)))
+        return removed
+
+    def exit_reason(self, spec: BrokerSpec, state: BrokerState) -> str | None:
+        """How the container ended, when it did."""
+        container = self._container(spec.name)
         if container is None:
             return "the container was removed"
-        container.reload()
         if container.status in ("exited", "dead"):
             code = container.attrs.get("State", {}).get("ExitCode")
             return f"container {container.name} {container.status} with code {code}"
         return None
 
-    def _wait_ready(self, state: dict[str, Any], brokers: tuple[str, ...]) -> None:
-        endpoints = self._endpoints(state)
-        deadline = time.monotonic() + self.settings.startup_timeout
-        probes = {"mosquitto": [lambda: probe_mqtt(endpoints.mqtt)],
-                  "rabbitmq": [lambda: probe_amqp(endpoints.amqp),
-                               lambda: probe_management(endpoints.management)]}  # type: ignore[arg-type]
-        for broker in brokers:
-            for probe in probes[broker]:
-                wait_until_ready(probe, what=SPECS[broker].title, backend=self.name,
-                                 timeout=max(0.1, deadline - time.monotonic()),
-                                 exited=lambda b=broker: self._exited(b),
-                                 logs=lambda b=broker: self.logs(b))
+    def describe(self, spec: BrokerSpec, state: BrokerState, is_running: bool) -> str:
+        """The container's name and Docker status."""
+        try:
+            container = self._container(spec.name)
+        except BackendUnavailable as exc:
+            return exc.message
+        if container is None:
+            return "container missing"
+        return f"container {container.name} {container.status}"
+
+    def broker_logs(self, spec: BrokerSpec, state: BrokerState, lines: int) -> str:
+        """The last lines the container wrote."""
+        try:
+            container = self._container(spec.name)
+        except BackendUnavailable:
+            return ""
+        if container is None:
+            return ""
+        return str(container.logs(tail=lines).decode(errors="replace")).rstrip()

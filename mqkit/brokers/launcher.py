@@ -9,11 +9,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 from mqkit.brokers.base import Availability, Backend, BrokerStatus
+from mqkit.brokers.docker import DockerBackend
+from mqkit.brokers.external import ExternalBackend
+from mqkit.brokers.process import ProcessBackend
 from mqkit.config import Settings
 from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
@@ -25,10 +27,11 @@ from mqkit.exceptions import (
 
 log = logging.getLogger(__name__)
 
-_BACKENDS = {
-    "external": "mqkit.brokers.external:ExternalBackend",
-    "docker": "mqkit.brokers.docker:DockerBackend",
-    "process": "mqkit.brokers.process:ProcessBackend",
+#: Every backend by name (the Docker SDK itself is imported only when Docker is used).
+BACKENDS: dict[str, type[Backend]] = {
+    "external": ExternalBackend,
+    "docker": DockerBackend,
+    "process": ProcessBackend,
 }
 #: Backends that mqkit itself runs brokers with, in the order ``auto`` prefers them.
 MANAGED = ("docker", "process")
@@ -36,10 +39,7 @@ MANAGED = ("docker", "process")
 
 def get_backend(name: str, settings: Settings | None = None) -> Backend:
     """Instantiate a backend by name (``external``, ``docker`` or ``process``)."""
-    settings = settings or Settings.from_env()
-    module_name, _, class_name = _BACKENDS[name].partition(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(settings)  # type: ignore[no-any-return]
+    return BACKENDS[name](settings or Settings.from_env())
 
 
 def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:

@@ -71,6 +71,13 @@ def probe_management(address: BrokerAddress, timeout: float = 3.0) -> None:
         raise BrokerConnectionError(exc.message, hint="The broker may still be starting.") from None
 
 
+def probe_address(address: BrokerAddress, timeout: float = 3.0) -> None:
+    """Run the probe of ``address``'s scheme (AMQP, MQTT or the management API) once."""
+    probe = {"amqp": probe_amqp, "amqps": probe_amqp, "mqtt": probe_mqtt, "mqtts": probe_mqtt,
+             "http": probe_management, "https": probe_management}[address.scheme]
+    probe(address, timeout)
+
+
 def probe_all(endpoints: Endpoints, timeout: float = 3.0) -> None:
     """Run every probe once; raise the first failure."""
     probe_amqp(endpoints.amqp, timeout)

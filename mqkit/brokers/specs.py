@@ -1,66 +1,30 @@
-"""RabbitMQ and Mosquitto as data: what each needs, whichever backend runs it.
+"""RabbitMQ and Mosquitto as data: everything a backend needs to run one, in one record each.
 
-The config templates live in the repository's ``docker/`` folder (shipped inside the wheel as
-``mqkit/_docker``), so the files a reader finds there are exactly what mqkit mounts or writes.
+A :class:`BrokerSpec` carries a broker's ports (and which settings fix them), its readiness
+probes, its config files (rendered from the templates in the repository's ``docker/`` folder,
+shipped inside the wheel as ``mqkit/_docker``), the commands and environment of its processes,
+and its container settings. The backends read these records; none of them names a broker.
+
+Example:
+    >>> [port.name for port in RABBITMQ.ports]
+    ['amqp', 'management', 'dist', 'epmd']
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
-import mqkit
-
-
-@dataclass(frozen=True)
-class BrokerSpec:
-    """One broker: its names, ports, config template and where things go in its image.
-
-    Attributes:
-        name: ``rabbitmq`` or ``mosquitto`` (used in labels, file names, CLI arguments).
-        title: the name people use.
-        port_names: ports a started broker needs; ``0`` values are picked free.
-        template: config template, relative to ``docker/``.
-        config_path: where the rendered config goes inside the official image.
-        image_setting: the :class:`~mqkit.config.Settings` field naming the image.
-        binary_setting: the :class:`~mqkit.config.Settings` field naming the binary.
-    """
-
-    name: str
-    title: str
-    port_names: tuple[str, ...]
-    template: str
-    config_path: str
-    image_setting: str
-    binary_setting: str
-
-
-RABBITMQ = BrokerSpec(
-    name="rabbitmq",
-    title="RabbitMQ",
-    # dist and epmd are Erlang's own ports: a second node on one host needs its own.
-    port_names=("amqp", "management", "dist", "epmd"),
-    template="rabbitmq/rabbitmq.conf.template",
-    config_path="/etc/rabbitmq/rabbitmq.conf",
-    image_setting="rabbitmq_image",
-    binary_setting="rabbitmq_server",
-)
-
-MOSQUITTO = BrokerSpec(
-    name="mosquitto",
-    title="Mosquitto",
-    port_names=("mqtt",),
-    template="mosquitto/mosquitto.conf.template",
-    config_path="/mosquitto/config/mosquitto.conf",
-    image_setting="mosquitto_image",
-    binary_setting="mosquitto_binary",
-)
-
-SPECS: dict[str, BrokerSpec] = {spec.name: spec for spec in (RABBITMQ, MOSQUITTO)}
+if TYPE_CHECKING:
+    from mqkit.brokers.state import BrokerState
+    from mqkit.config import Settings
 
 #: The user name of brokers mqkit starts; the password is random per start.
 USERNAME = "mqkit"
@@ -68,17 +32,124 @@ USERNAME = "mqkit"
 #: Erlang flags that keep distribution on loopback (it listens on all interfaces otherwise).
 ERL_LOOPBACK_ARGS = "-kernel inet_dist_use_interface {127,0,0,1}"
 
+LOOPBACK = "127.0.0.1"
 
-def new_password() -> str:
-    """A fresh random password: 192 bits, URL-safe."""
-    return secrets.token_urlsafe(24)
+
+@dataclass(frozen=True)
+class Port:
+    """One TCP port a broker listens on.
+
+    Attributes:
+        name: ``amqp``, ``management``, ``mqtt``, or Erlang's ``dist`` and ``epmd``.
+        scheme: the URL scheme clients use on it (``None`` for Erlang's own ports).
+        setting: the :class:`~mqkit.config.Settings` field that fixes it (``None``: always
+            picked free).
+        container: where the official image listens inside its own network namespace;
+            ``None`` for ports that exist only when the broker shares the host's network.
+    """
+
+    name: str
+    scheme: str | None = None
+    setting: str | None = None
+    container: int | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """One process of a broker run by the process backend.
+
+    Attributes:
+        name: its name in the state record (``rabbitmq``, ``epmd``, ``mosquitto``).
+        argv: the command line.
+        env: variables added to the environment.
+        log: its stdout/stderr file, relative to the broker's folder.
+        marker: a string in its command line that proves a recorded pid is still ours.
+        listens: a port name to wait for before the next command starts (epmd).
+    """
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    log: str = "stdout.log"
+    marker: str = ""
+    listens: str | None = None
+
+
+@dataclass(frozen=True)
+class Container:
+    """How the docker backend runs a broker from its image.
+
+    Attributes:
+        env: container environment.
+        mounts: host path (relative to the broker's folder) -> path inside the container;
+            mounted read-only.
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What one start of a broker needs to know (the same for every backend).
+
+    Attributes:
+        state: the state record: credentials, ports, node name.
+        folder: the broker's folder in the state directory.
+        settings: mqkit's settings.
+        in_container: the broker runs in a container (config paths are mount points).
+        bind: the address to listen on.
+        ports: the ports the broker itself listens on (inside its network namespace).
+    """
+
+    state: BrokerState
+    folder: Path
+    settings: Settings
+    in_container: bool
+    bind: str
+    ports: dict[str, int]
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    """One broker, as data.
+
+    Attributes:
+        name: ``rabbitmq`` or ``mosquitto`` (labels, file names, CLI arguments).
+        title: the name people use.
+        ports: the ports it listens on.
+        probes: names of the ports whose probe must pass before it counts as ready, in order.
+        binaries: executables the process backend needs (name -> settings field or ``None``).
+        image_setting: the settings field naming its Docker image.
+        files: its config files (relative path -> text) for one launch.
+        commands: the processes that make it up, in start order (the last is the broker).
+        container: its container settings.
+        log_files: its log files, relative to its folder, newest information first.
+        dirs: folders the process backend creates in its folder before the first start.
+    """
+
+    name: str
+    title: str
+    ports: tuple[Port, ...]
+    probes: tuple[str, ...]
+    binaries: dict[str, str | None]
+    image_setting: str
+    files: Callable[[Launch], dict[str, str]]
+    commands: Callable[[Launch, dict[str, str]], list[Command]]
+    container: Callable[[Launch], Container]
+    log_files: Callable[[BrokerState], list[str]]
+    dirs: tuple[str, ...] = ()
+
+    def port_names(self, *, host_network: bool) -> list[str]:
+        """The ports a start needs: all of them when it shares the host's network."""
+        return [p.name for p in self.ports if host_network or p.container is not None]
 
 
 def docker_dir() -> Path:
     """The ``docker/`` folder: in a source checkout, or shipped in the wheel."""
-    package = Path(mqkit.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for candidate in (package.parent / "docker", package / "_docker"):
-        if (candidate / RABBITMQ.template).is_file():
+        if (candidate / "rabbitmq" / "rabbitmq.conf.template").is_file():
             return candidate
     raise FileNotFoundError(f"mqkit's docker/ folder is missing next to {package}")
 
@@ -90,11 +161,9 @@ def render(template: str, **values: object) -> str:
     return Template(text).substitute({key: str(value) for key, value in values.items()})
 
 
-def rabbitmq_extra_config(username: str | None = None, password: str | None = None) -> str:
-    """Lines that create the initial user through the config file (process backend)."""
-    if username is None:
-        return ""
-    return f"default_user = {username}\ndefault_pass = {password}\n"
+def new_password() -> str:
+    """A fresh random password: 192 bits, URL-safe."""
+    return secrets.token_urlsafe(24)
 
 
 def mosquitto_password_line(username: str, password: str, iterations: int = 101) -> str:
@@ -107,3 +176,125 @@ def mosquitto_password_line(username: str, password: str, iterations: int = 101)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
     encode = base64.b64encode
     return f"{username}:$7${iterations}${encode(salt).decode()}${encode(digest).decode()}\n"
+
+
+# -- RabbitMQ ---------------------------------------------------------------------------
+
+_ENABLED_PLUGINS = "[rabbitmq_management].\n"
+
+
+def _rabbitmq_files(launch: Launch) -> dict[str, str]:
+    state = launch.state
+    # Processes get the user through the config file; the official image through its
+    # RABBITMQ_DEFAULT_* variables (see _rabbitmq_container).
+    extra = ("" if launch.in_container
+             else f"default_user = {state.username}\ndefault_pass = {state.password}\n")
+    conf = render("rabbitmq/rabbitmq.conf.template", bind=launch.bind,
+                  amqp_port=launch.ports["amqp"], management_port=launch.ports["management"],
+                  memory=launch.settings.rabbitmq_memory, extra=extra)
+    return {"rabbitmq.conf": conf, "enabled_plugins": _ENABLED_PLUGINS}
+
+
+def _erlang_env(launch: Launch) -> dict[str, str]:
+    """Erlang's node name, distribution port and epmd, all on loopback."""
+    ports = launch.state.ports
+    return {"RABBITMQ_NODENAME": launch.state.nodename,
+            "RABBITMQ_DIST_PORT": str(ports["dist"]),
+            "ERL_EPMD_PORT": str(ports["epmd"]), "ERL_EPMD_ADDRESS": LOOPBACK,
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": ERL_LOOPBACK_ARGS}
+
+
+def _rabbitmq_commands(launch: Launch, binaries: dict[str, str]) -> list[Command]:
+    folder, ports = launch.folder, launch.state.ports
+    epmd = Command("epmd", [binaries["epmd"], "-address", LOOPBACK, "-port", str(ports["epmd"])],
+                   log="epmd.log", marker=str(ports["epmd"]), listens="epmd")
+    env = {
+        "HOME": str(folder / "home"),  # the Erlang cookie goes here, not in the user's HOME
+        "RABBITMQ_NODE_IP_ADDRESS": LOOPBACK,
+        "RABBITMQ_NODE_PORT": str(ports["amqp"]),
+        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(folder / "log"),
+        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        # Keep /etc/rabbitmq (a system broker's files) out of this node.
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
+        # Makes the script exec the Erlang VM: the pid mqkit records is the broker's,
+        # and SIGTERM reaches it directly (the VM then shuts down gracefully).
+        "RUNNING_UNDER_SYSTEMD": "true",
+        **_erlang_env(launch),
+    }
+    server = Command("rabbitmq", [binaries["rabbitmq-server"]], env=env,
+                     marker=f"-home {folder / 'home'}")
+    return [epmd, server]
+
+
+def _rabbitmq_container(launch: Launch) -> Container:
+    state = launch.state
+    env = {"RABBITMQ_DEFAULT_USER": state.username, "RABBITMQ_DEFAULT_PASS": state.password}
+    if launch.bind == LOOPBACK:  # host network: share the host's Erlang ports safely
+        env |= _erlang_env(launch)
+    return Container(env=env, mounts={"rabbitmq.conf": "/etc/rabbitmq/rabbitmq.conf",
+                                      "enabled_plugins": "/etc/rabbitmq/enabled_plugins"})
+
+
+RABBITMQ = BrokerSpec(
+    name="rabbitmq",
+    title="RabbitMQ",
+    # dist and epmd are Erlang's own ports: a second node on one host needs its own.
+    ports=(Port("amqp", "amqp", "amqp_port", 5672),
+           Port("management", "http", "management_port", 15672),
+           Port("dist"), Port("epmd")),
+    probes=("amqp", "management"),
+    binaries={"rabbitmq-server": "rabbitmq_server", "epmd": None},
+    image_setting="rabbitmq_image",
+    files=_rabbitmq_files,
+    commands=_rabbitmq_commands,
+    container=_rabbitmq_container,
+    log_files=lambda state: [f"log/{state.nodename}.log", "stdout.log"],
+    dirs=("mnesia", "log", "home"),
+)
+
+
+# -- Mosquitto --------------------------------------------------------------------------
+
+
+def _mosquitto_files(launch: Launch) -> dict[str, str]:
+    state = launch.state
+    if launch.in_container:
+        where = {"password_file": "/mosquitto/config/passwd", "data_dir": "/mosquitto/data",
+                 "log_dest": "stderr"}  # stdout is block-buffered
+        extra = ""
+    else:
+        where = {"password_file": launch.folder / "passwd", "data_dir": launch.folder / "data",
+                 "log_dest": f"file {launch.folder / 'mosquitto.log'}"}
+        # Run as root, mosquitto drops to user "mosquitto", which cannot read this file.
+        extra = "user root\n" if os.geteuid() == 0 else ""
+    conf = render("mosquitto/mosquitto.conf.template", bind=launch.bind,
+                  mqtt_port=launch.ports["mqtt"], extra=extra, **where)
+    prefix = "config/" if launch.in_container else ""
+    return {f"{prefix}passwd": mosquitto_password_line(state.username, state.password),
+            f"{prefix}mosquitto.conf": conf}
+
+
+def _mosquitto_commands(launch: Launch, binaries: dict[str, str]) -> list[Command]:
+    conf = str(launch.folder / "mosquitto.conf")
+    return [Command("mosquitto", [binaries["mosquitto"], "-c", conf], marker=conf)]
+
+
+MOSQUITTO = BrokerSpec(
+    name="mosquitto",
+    title="Mosquitto",
+    ports=(Port("mqtt", "mqtt", "mqtt_port", 1883),),
+    probes=("mqtt",),
+    binaries={"mosquitto": "mosquitto_binary"},
+    image_setting="mosquitto_image",
+    files=_mosquitto_files,
+    commands=_mosquitto_commands,
+    container=lambda _launch: Container(mounts={"config": "/mosquitto/config"}),
+    log_files=lambda _state: ["mosquitto.log", "stdout.log"],
+    dirs=("data",),
+)
+
+#: Every broker mqkit runs, in start order.
+SPECS: dict[str, BrokerSpec] = {spec.name: spec for spec in (RABBITMQ, MOSQUITTO)}

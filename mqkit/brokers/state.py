@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +40,21 @@ class StateStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self) -> BrokerState | None:
         """The saved state, or ``None`` when there is none or it is unreadable."""
         try:
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        return BrokerState.from_dict(data) if isinstance(data, dict) else None
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, state: BrokerState) -> None:
         """Write the state atomically, readable by the user only."""
         self.ensure_dir()
         tmp = self.file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+            json.dump(state.to_dict(), handle, indent=2, sort_keys=True)
         os.replace(tmp, self.file)
 
     def write_private(self, path: Path, text: str, mode: int = 0o600) -> Path:
@@ -68,3 +69,50 @@ class StateStore:
     def clear(self) -> None:
         """Remove this backend's whole state folder."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class BrokerState:
+    """The state record of brokers mqkit started: what a later call needs to find them again.
+
+    Saved as ``state.json`` (0600: it holds the password). Backend-specific fields stay
+    empty where they do not apply.
+
+    Attributes:
+        backend: ``docker`` or ``process``.
+        username: the brokers' user.
+        password: its password (random per fresh start).
+        ports: port name (``amqp``, ``management``, ``mqtt``, ``dist``, ``epmd``) -> number.
+        brokers: the brokers started, in start order.
+        nodename: RabbitMQ's Erlang node name (process backend, docker host network).
+        binaries: executables by name (process backend).
+        pids: process name -> pid (process backend).
+        instance: the container name prefix (docker backend).
+        network: ``bridge`` or ``host`` (docker backend).
+        images: broker -> image (docker backend).
+    """
+
+    backend: str
+    username: str
+    password: str
+    ports: dict[str, int]
+    brokers: list[str] = field(default_factory=lambda: ["rabbitmq", "mosquitto"])
+    nodename: str = ""
+    binaries: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    instance: str = ""
+    network: str = ""
+    images: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BrokerState | None:
+        """A record from saved JSON, or ``None`` when it is not one (other fields ignored)."""
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{key: value for key, value in data.items() if key in known})
+        except TypeError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object saved in ``state.json``."""
+        return asdict(self)

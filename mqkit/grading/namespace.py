@@ -16,24 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import secrets
 import shutil
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from mqkit.admin import Admin
-from mqkit.brokers.ports import LOOPBACK, free_port
-from mqkit.brokers.readiness import probe_mqtt
-from mqkit.brokers.specs import MOSQUITTO, mosquitto_password_line, new_password, render
+from mqkit.brokers.process import ProcessBackend
+from mqkit.brokers.specs import MOSQUITTO, new_password
+from mqkit.config import Settings
 from mqkit.endpoints import Endpoints
-from mqkit.exceptions import BrokerConnectionError, BrokerStartError
-from mqkit.urls import amqp_url, http_url, mqtt_url
+from mqkit.urls import amqp_url, http_url
 
 log = logging.getLogger(__name__)
 
@@ -46,86 +42,47 @@ def _slug(text: str) -> str:
 
 
 @dataclass
-class MosquittoProcess:
-    """One Mosquitto broker in a temporary directory, with one user; stopped by :meth:`stop`."""
+class SubmissionMosquitto:
+    """A submission's own Mosquitto, run by the process backend in a temporary folder.
 
-    username: str
-    password: str
-    port: int
+    It is launched, waited for and stopped by the same code as every broker mqkit runs
+    (:class:`~mqkit.brokers.process.ProcessBackend` with only the Mosquitto spec).
+
+    Attributes:
+        url: ``mqtt://user:pass@127.0.0.1:PORT`` with the submission's user.
+    """
+
+    backend: ProcessBackend = field(repr=False)
     folder: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    url: str
 
     @classmethod
-    def start(cls, username: str, binary: str = "mosquitto") -> MosquittoProcess:
-        """Start Mosquitto on a free loopback port and wait for an authenticated CONNACK.
+    def start(cls, username: str, binary: str = "mosquitto") -> SubmissionMosquitto:
+        """Start Mosquitto on a free loopback port, with one user, and wait until it answers.
 
         Raises:
-            BrokerStartError: the binary is missing or the broker does not answer in time.
+            BackendUnavailable: the binary is missing.
+            BrokerStartError: the broker does not answer in time.
         """
-        path = shutil.which(binary) or next(
-            (p for p in (f"/usr/sbin/{binary}",) if os.access(p, os.X_OK)), None)
-        if path is None:
-            raise BrokerStartError(f"mosquitto ({binary!r}) is not installed.",
-                                   hint="Install it (`apt-get install mosquitto`) or set "
-                                        "MQKIT_MOSQUITTO_BINARY.")
         folder = Path(tempfile.mkdtemp(prefix="mqkit-grade-mqtt-"))
-        password = new_password()
-        broker = cls(username, password, free_port(), folder)
-        passwd = folder / "passwd"
-        passwd.write_text(mosquitto_password_line(username, password))
-        passwd.chmod(0o600)
-        (folder / "data").mkdir()
-        extra = "user root\n" if os.geteuid() == 0 else ""
-        conf = folder / "mosquitto.conf"
-        conf.write_text(render(MOSQUITTO.template, bind=LOOPBACK, mqtt_port=broker.port,
-                               password_file=passwd, data_dir=folder / "data",
-                               log_dest=f"file {folder / 'mosquitto.log'}", extra=extra))
-        broker.process = subprocess.Popen([path, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True)
+        settings = Settings.from_env(env={}, backend="process", state_dir=folder,
+                                     mosquitto_binary=binary,
+                                     startup_timeout=MOSQUITTO_START_TIMEOUT)
+        backend = ProcessBackend(settings, (MOSQUITTO,), username=username)
         try:
-            broker._wait_ready()
+            url = backend.start().mqtt_url
         except BaseException:
-            broker.stop()
+            backend.stop()
+            shutil.rmtree(folder, ignore_errors=True)
             raise
-        return broker
-
-    @property
-    def url(self) -> str:
-        """``mqtt://user:pass@127.0.0.1:PORT``."""
-        return mqtt_url(LOOPBACK, self.port, self.username, self.password)
-
-    def _wait_ready(self) -> None:
-        from mqkit.urls import parse_url
-
-        address = parse_url(self.url, ("mqtt",), "mqtt_url")
-        deadline = time.monotonic() + MOSQUITTO_START_TIMEOUT
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise BrokerStartError(f"a grading Mosquitto exited with code "
-                                       f"{self.process.returncode}.",
-                                       hint=f"See {self.folder / 'mosquitto.log'}.")
-            try:
-                probe_mqtt(address, timeout=1.0)
-                return
-            except BrokerConnectionError:
-                if time.monotonic() > deadline:
-                    raise BrokerStartError(
-                        f"a grading Mosquitto did not answer on 127.0.0.1:{self.port} within "
-                        f"{MOSQUITTO_START_TIMEOUT:.0f} s.", hint="Is the port free?") from None
-                time.sleep(0.05)
+        return cls(backend, folder, url)
 
     def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL) and remove its directory."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Stop the broker and remove its folder."""
+        try:
+            self.backend.stop()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass
@@ -141,7 +98,7 @@ class Namespace:
     vhost: str
     endpoints: Endpoints
     admin: Admin = field(repr=False)
-    mosquitto: MosquittoProcess | None = field(default=None, repr=False)
+    mosquitto: SubmissionMosquitto | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, broker: Endpoints, label: str, *, with_mqtt: bool = True,
@@ -166,7 +123,7 @@ class Namespace:
             admin.set_permissions(name, name)
             mqtt = broker.mqtt_url
             if with_mqtt:
-                space.mosquitto = MosquittoProcess.start(name, mosquitto_binary)
+                space.mosquitto = SubmissionMosquitto.start(name, mosquitto_binary)
                 mqtt = space.mosquitto.url
             manage = broker.management
             assert manage is not None

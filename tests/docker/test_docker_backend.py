@@ -86,7 +86,7 @@ def test_guest_and_anonymous_refused(docker_backend):
 def test_listeners_on_loopback_only(docker_backend, engine):
     endpoints = docker_backend.start()
     state = docker_backend.store.load()
-    ours = {str(p) for p in state["ports"].values()}
+    ours = {str(p) for p in state.ports.values()}
     out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
     seen = [line.split()[3] for line in out.splitlines()
             if line.split()[3].rsplit(":", 1)[1] in ours]

@@ -60,7 +60,7 @@ def test_wrong_password_is_refused_with_a_hint(brokers):
 
 def test_listeners_are_on_loopback_only(brokers, broker_state_dir):
     state = ProcessBackend(Settings.from_env(env={}, state_dir=broker_state_dir)).store.load()
-    pids = set(state["pids"].values())
+    pids = set(state.pids.values())
     addresses = listening_sockets(pids)
     assert addresses, "the brokers listen nowhere?"
     for address in addresses:
@@ -104,9 +104,9 @@ def test_restart_keeps_durable_queue_and_persistent_message(own_backend):
     channel.basic_publish("", queue, b"kept", pika.BasicProperties(delivery_mode=2))
     connection.close()
 
-    pid_before = own_backend.store.load()["pids"]["rabbitmq"]
+    pid_before = own_backend.store.load().pids["rabbitmq"]
     assert own_backend.restart("rabbitmq") == endpoints
-    assert own_backend.store.load()["pids"]["rabbitmq"] != pid_before
+    assert own_backend.store.load().pids["rabbitmq"] != pid_before
 
     connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
     try:
@@ -131,7 +131,7 @@ def test_stop_leaves_nothing_behind(tmp_path):
     backend = ProcessBackend(Settings.from_env(env={}, state_dir=tmp_path / "state"))
     require(backend.availability().is_available, backend.availability().reason)
     endpoints = backend.start()
-    pids = set(backend.store.load()["pids"].values())
+    pids = set(backend.store.load().pids.values())
     ports = [endpoints.amqp.port, endpoints.mqtt.port, endpoints.management.port]
     assert all(is_listening(port) for port in ports)
 

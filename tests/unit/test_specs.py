@@ -24,16 +24,63 @@ def test_mosquitto_password_line_is_pbkdf2_sha512():
     assert base64.b64decode(digest) == expected
 
 
-def test_rendered_configs_have_no_placeholders_left():
-    rabbit = render(RABBITMQ.template, bind="127.0.0.1", amqp_port=1, management_port=2,
-                    memory="256MiB")
+def _launch(tmp_path, in_container, bind="127.0.0.1"):
+    from mqkit.brokers.specs import Launch
+    from mqkit.brokers.state import BrokerState
+    from mqkit.config import Settings
+
+    state = BrokerState("process", "mqkit", "pw", {"amqp": 1, "management": 2, "mqtt": 3,
+                                                  "dist": 4, "epmd": 5}, nodename="n@localhost")
+    return Launch(state, tmp_path, Settings.from_env(env={}, rabbitmq_memory="256MiB"),
+                  in_container=in_container, bind=bind, ports=state.ports)
+
+
+def test_rendered_configs_have_no_placeholders_left(tmp_path):
+    files = RABBITMQ.files(_launch(tmp_path, in_container=False))
+    rabbit = files["rabbitmq.conf"]
     assert "listeners.tcp.1 = 127.0.0.1:1" in rabbit
     assert "management.tcp.ip = 127.0.0.1" in rabbit
+    assert "vm_memory_high_watermark.absolute = 256MiB" in rabbit
+    assert "default_user = mqkit" in rabbit
     assert "$" not in rabbit
-    mosq = render(SPECS["mosquitto"].template, bind="127.0.0.1", mqtt_port=3,
-                  password_file="/p", data_dir="/d", log_dest="stdout")
-    assert "listener 3 127.0.0.1" in mosq
-    assert "allow_anonymous false" in mosq
+    assert files["enabled_plugins"] == "[rabbitmq_management].\n"
+    mosq = SPECS["mosquitto"].files(_launch(tmp_path, in_container=False))
+    assert "listener 3 127.0.0.1" in mosq["mosquitto.conf"]
+    assert "allow_anonymous false" in mosq["mosquitto.conf"]
+    assert f"password_file {tmp_path / 'passwd'}" in mosq["mosquitto.conf"]
+    assert mosq["passwd"].startswith("mqkit:$7$")
+
+
+def test_container_configs_use_mount_points_and_image_users(tmp_path):
+    launch = _launch(tmp_path, in_container=True, bind="0.0.0.0")
+    rabbit = RABBITMQ.files(launch)["rabbitmq.conf"]
+    assert "listeners.tcp.1 = 0.0.0.0:1" in rabbit
+    assert "default_user" not in rabbit  # the official image takes RABBITMQ_DEFAULT_USER
+    recipe = RABBITMQ.container(launch)
+    assert recipe.env == {"RABBITMQ_DEFAULT_USER": "mqkit", "RABBITMQ_DEFAULT_PASS": "pw"}
+    assert recipe.mounts["rabbitmq.conf"] == "/etc/rabbitmq/rabbitmq.conf"
+    mosq = SPECS["mosquitto"].files(launch)
+    assert "password_file /mosquitto/config/passwd" in mosq["config/mosquitto.conf"]
+    assert "log_dest stderr" in mosq["config/mosquitto.conf"]
+    # Host networking: Erlang's node, distribution port and epmd stay on loopback.
+    host = RABBITMQ.container(_launch(tmp_path, in_container=True))
+    assert host.env["ERL_EPMD_ADDRESS"] == "127.0.0.1"
+    assert host.env["RABBITMQ_DIST_PORT"] == "4"
+
+
+def test_process_commands_keep_erlang_on_loopback(tmp_path):
+    binaries = {"epmd": "/bin/epmd", "rabbitmq-server": "/bin/rabbitmq-server"}
+    epmd, server = RABBITMQ.commands(_launch(tmp_path, in_container=False), binaries)
+    assert epmd.argv == ["/bin/epmd", "-address", "127.0.0.1", "-port", "5"]
+    assert server.env["RABBITMQ_NODE_IP_ADDRESS"] == "127.0.0.1"
+    assert server.env["RABBITMQ_NODENAME"] == "n@localhost"
+    assert "inet_dist_use_interface {127,0,0,1}" in server.env[
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+
+
+def test_template_placeholders_must_all_be_given():
+    with pytest.raises(KeyError):
+        render("mosquitto/mosquitto.conf.template", bind="127.0.0.1")
 
 
 def test_port_in_use_is_refused_with_a_hint():
