@@ -2,7 +2,8 @@
 
 In a notebook, :func:`self_check` returns a result that shows as one line (``✔ passed …``
 or ``✘ not yet … Hint: …``); an autograder calls :meth:`Check.assert_passed` or
-:meth:`Check.run` on the same checks.
+:meth:`Check.run` on the same checks. A check is a function registered with the
+:func:`check` decorator; its lab is the first part of its id.
 
 Example:
     >>> from mqkit.grading import self_check
@@ -17,6 +18,7 @@ from mqkit.grading.registry import (
     NotYet,
     Status,
     all_checks,
+    check,
     checks_for_lab,
     get_check,
     register,
@@ -30,6 +32,7 @@ __all__ = [
     "NotYet",
     "Status",
     "all_checks",
+    "check",
     "checks_for_lab",
     "get_check",
     "register",

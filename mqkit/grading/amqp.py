@@ -20,7 +20,7 @@ from mqkit.clients.amqp import amqp_connection
 from mqkit.clients.management import ManagementClient
 from mqkit.endpoints import Endpoints
 from mqkit.exceptions import ResourceNotFound
-from mqkit.grading.registry import Check, NotYet, register
+from mqkit.grading.registry import NotYet, check
 
 #: Seconds a check waits for a count to reach the wanted value before it says "not yet".
 SETTLE_TIMEOUT = 2.0
@@ -94,9 +94,12 @@ def _settle(read: Callable[[], T], is_done: Callable[[T], bool]) -> T:
     return value
 
 
-# -- check functions (reusable with other queue names) ---------------------------------
+# -- the checks of labs 00-03 (functions reusable with other queue names) --------------
 
 
+@check("00.brokers-reachable", "the brokers answer",
+       hint="Run the cell with mqkit.start_brokers() first; `mqkit doctor` tells what is "
+            "missing.")
 def brokers_reachable(endpoints: Endpoints) -> str:
     """RabbitMQ accepts the AMQP URL's credentials; the management API and Mosquitto answer."""
     from mqkit.brokers.readiness import probe_amqp, probe_management, probe_mqtt
@@ -112,6 +115,10 @@ def brokers_reachable(endpoints: Endpoints) -> str:
     return "RabbitMQ, its management API and Mosquitto all answer"
 
 
+@check("01.own-connection", "a message published over your own connection",
+       hint="Open a BlockingConnection from pika.URLParameters(endpoints.amqp_url), declare "
+            "the queue on a channel, publish one message to it, then close the connection.",
+       params={"queue": "lab01.hello"})
 def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> str:
     """The queue exists and holds at least ``at_least`` ready messages."""
     state = _settle(lambda: queue_state(endpoints, queue),
@@ -126,6 +133,13 @@ def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> s
     return f"queue {queue!r} holds {_plural(state.messages or 0, 'message')}"
 
 
+@check("02.durable-queue", "a durable queue",
+       hint="Declare the queue with channel.queue_declare(queue=..., durable=True).",
+       params={"queue": "lab02.orders"})
+@check("02.quorum-queue", "a quorum queue",
+       hint="Quorum queues are always durable: queue_declare(queue=..., durable=True, "
+            "arguments={'x-queue-type': 'quorum'}).",
+       params={"queue": "lab02.quorum", "queue_type": "quorum"})
 def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = None) -> str:
     """The queue exists, is durable, not exclusive, and (optionally) of ``queue_type``."""
     if queue_state(endpoints, queue) is None:
@@ -142,6 +156,10 @@ def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = Non
     return f"queue {queue!r} is a durable {kind} queue"
 
 
+@check("02.survives-restart", "a persistent message survives a restart",
+       hint="Publish to the durable queue with properties=pika.BasicProperties(delivery_mode=2) "
+            "before the broker restarts.",
+       points=2, params={"queue": "lab02.orders"})
 def persistent_message(endpoints: Endpoints, queue: str) -> str:
     """The queue holds a message published with ``delivery_mode=2`` (it is put back)."""
     queue_has_messages(endpoints, queue)
@@ -157,6 +175,10 @@ def persistent_message(endpoints: Endpoints, queue: str) -> str:
     return f"queue {queue!r} holds a persistent message"
 
 
+@check("03.all-acked", "every task acknowledged",
+       hint="Consume with auto_ack=False and call ch.basic_ack(delivery_tag=method.delivery_tag) "
+            "for each message before the channel closes.",
+       points=2, params={"queue": "lab03.tasks"})
 def all_acked(endpoints: Endpoints, queue: str) -> str:
     """The queue exists, no message waits in it, and no consumer holds one unacknowledged."""
     state = _settle(lambda: queue_state(endpoints, queue),
@@ -176,34 +198,3 @@ def all_acked(endpoints: Endpoints, queue: str) -> str:
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
-
-# -- the checks of labs 00-03 ----------------------------------------------------------
-
-register(Check(
-    "00.brokers-reachable", "00", "the brokers answer",
-    "Run the cell with mqkit.start_brokers() first; `mqkit doctor` tells what is missing.",
-    brokers_reachable))
-register(Check(
-    "01.own-connection", "01", "a message published over your own connection",
-    "Open a BlockingConnection from pika.URLParameters(endpoints.amqp_url), declare the queue "
-    "on a channel, publish one message to it, then close the connection.",
-    queue_has_messages, params={"queue": "lab01.hello"}))
-register(Check(
-    "02.durable-queue", "02", "a durable queue",
-    "Declare the queue with channel.queue_declare(queue=..., durable=True).",
-    durable_queue, params={"queue": "lab02.orders"}))
-register(Check(
-    "02.quorum-queue", "02", "a quorum queue",
-    "Quorum queues are always durable: queue_declare(queue=..., durable=True, "
-    "arguments={'x-queue-type': 'quorum'}).",
-    durable_queue, params={"queue": "lab02.quorum", "queue_type": "quorum"}))
-register(Check(
-    "02.survives-restart", "02", "a persistent message survives a restart",
-    "Publish to the durable queue with properties=pika.BasicProperties(delivery_mode=2) "
-    "before the broker restarts.",
-    persistent_message, points=2, params={"queue": "lab02.orders"}))
-register(Check(
-    "03.all-acked", "03", "every task acknowledged",
-    "Consume with auto_ack=False and call ch.basic_ack(delivery_tag=method.delivery_tag) "
-    "for each message before the channel closes.",
-    all_acked, points=2, params={"queue": "lab03.tasks"}))

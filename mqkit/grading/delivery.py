@@ -14,13 +14,17 @@ from typing import Any
 
 from mqkit.endpoints import Endpoints
 from mqkit.grading.amqp import _channel, _queue_path, management_json, persistent_message
-from mqkit.grading.registry import Check, NotYet, register
+from mqkit.grading.registry import NotYet, check
 
 #: Seconds the RPC check waits for an answer.
 RPC_TIMEOUT = 3.0
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
+@check("08.rpc-server", "an RPC server that answers",
+       hint="In answer(), publish the response to properties.reply_to through the default "
+            "exchange, with pika.BasicProperties(correlation_id=properties.correlation_id).",
+       points=2, params={"queue": "lab08.requests", "request": "10", "expected": "55"})
 def rpc_server_answers(endpoints: Endpoints, queue: str, request: str, expected: str) -> str:
     """A server consuming ``queue`` answers ``request`` with ``expected`` to ``reply_to``."""
     import pika
@@ -52,6 +56,10 @@ def rpc_server_answers(endpoints: Endpoints, queue: str, request: str, expected:
     return f"the server answered {request!r} with {expected!r} and the request's correlation_id"
 
 
+@check("09.dead-lettered", "a rejected message in the dead-letter queue",
+       hint="Reject the message with channel.basic_reject(delivery_tag=..., requeue=False): "
+            "the queue's x-dead-letter-exchange then routes it to lab09.dead.",
+       params={"queue": "lab09.dead", "reason": "rejected"})
 def dead_lettered(endpoints: Endpoints, queue: str, reason: str) -> str:
     """``queue`` holds a message dead-lettered for ``reason`` (its ``x-death`` header)."""
     from mqkit.grading.amqp import queue_has_messages
@@ -70,19 +78,8 @@ def dead_lettered(endpoints: Endpoints, queue: str, reason: str) -> str:
     return f"queue {queue!r} holds a message dead-lettered as {reason!r}"
 
 
-register(Check(
-    "08.rpc-server", "08", "an RPC server that answers",
-    "In answer(), publish the response to properties.reply_to through the default exchange, "
-    "with pika.BasicProperties(correlation_id=properties.correlation_id).",
-    rpc_server_answers, points=2,
-    params={"queue": "lab08.requests", "request": "10", "expected": "55"}))
-register(Check(
-    "09.survives-restart", "09", "a confirmed persistent message survives a restart",
-    "Declare lab09.orders with durable=True and publish with "
-    "pika.BasicProperties(delivery_mode=2) before the restart.",
-    persistent_message, params={"queue": "lab09.orders"}))
-register(Check(
-    "09.dead-lettered", "09", "a rejected message in the dead-letter queue",
-    "Reject the message with channel.basic_reject(delivery_tag=..., requeue=False): the "
-    "queue's x-dead-letter-exchange then routes it to lab09.dead.",
-    dead_lettered, params={"queue": "lab09.dead", "reason": "rejected"}))
+# Lab 02's check function, applied to lab 09's queue.
+check("09.survives-restart", "a confirmed persistent message survives a restart",
+      hint="Declare lab09.orders with durable=True and publish with "
+           "pika.BasicProperties(delivery_mode=2) before the restart.",
+      params={"queue": "lab09.orders"})(persistent_message)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mqkit.endpoints import Endpoints
-from mqkit.grading.registry import Check, NotYet, register
+from mqkit.grading.registry import NotYet, check
 from mqkit.routing import Message
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,52 @@ def _take_probes(conn: Any, queue: str, bound: int, ids: Mapping[str, str],
         _close(channel)
 
 
-# -- check functions -------------------------------------------------------------------
+# -- the checks of labs 04-07 (one function, reusable with other exchanges) ------------
 
 
+@check("04.ticker-bindings", "a portfolio queue bound to two tickers",
+       hint="Declare 'lab04.portfolio' (durable) and bind it to 'lab04.stocks' twice: "
+            "queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='AAPL'), "
+            "then the same with routing_key='MSFT'.",
+       params={
+           "exchange": "lab04.stocks", "queue": "lab04.portfolio",
+           "expected": {"AAPL": "AAPL", "MSFT": "MSFT"},
+           "unexpected": {"GOOG": "GOOG", "aapl": "aapl", "": ""},
+           "what": "AAPL and MSFT prices"})
+@check("05.topic-bindings", "a feed of sports posts and technology posts",
+       hint="Bind 'lab05.my-feed' to 'lab05.blog' with routing_key='sports.#' and again with "
+            "routing_key='#.technology'.",
+       params={
+           "exchange": "lab05.blog", "queue": "lab05.my-feed",
+           "expected": {"sports": "sports", "sports.football.uk": "sports.football.uk",
+                        "technology": "technology", "news.technology": "news.technology"},
+           "unexpected": {"news.politics": "news.politics", "esports.games": "esports.games",
+                          "technology.news": "technology.news"},
+           "what": "every sports post and every post ending in technology"})
+@check("06.new-subscriber", "user E subscribed to the notifications",
+       hint="Declare 'lab06.user-E' (durable) and bind it to 'lab06.notifications' "
+            "(no routing key needed: fanout ignores it).",
+       params={
+           "exchange": "lab06.notifications", "queue": "lab06.user-E",
+           "expected": {"alert": "alert", "empty key": "", "any key": "whatever.key"},
+           "unexpected": {}, "what": "every notification, whatever its routing key"})
+@check("07.express-berlin", "express parcels to Berlin, and only those",
+       hint="Bind 'lab07.berlin-express' to 'lab07.logistics' with routing_key='' and "
+            "arguments={'x-match': 'all', 'destination': 'Berlin', "
+            "'delivery_method': 'express'}.",
+       params={
+           "exchange": "lab07.logistics", "queue": "lab07.berlin-express",
+           "expected": {"berlin express": {"destination": "Berlin",
+                                           "delivery_method": "express"},
+                        "berlin express, priority": {"destination": "Berlin",
+                                                     "delivery_method": "express",
+                                                     "priority": "high"}},
+           "unexpected": {"berlin standard": {"destination": "Berlin",
+                                              "delivery_method": "standard"},
+                          "hamburg express": {"destination": "Hamburg",
+                                              "delivery_method": "express"},
+                          "berlin only": {"destination": "Berlin"}},
+           "what": "parcels with destination Berlin and delivery_method express"})
 def routes_as_expected(endpoints: Endpoints, exchange: str, queue: str,
                        expected: Mapping[str, MessageSpec],
                        unexpected: Mapping[str, MessageSpec], what: str) -> str:
@@ -237,52 +280,3 @@ def _describe(label: str, specs: Mapping[str, MessageSpec]) -> str:
         return f"a message with headers {dict(message.headers)}"
     return f"a message with routing key {message.routing_key!r}"
 
-
-# -- the checks of labs 04-07 -----------------------------------------------------------
-
-register(Check(
-    "04.ticker-bindings", "04", "a portfolio queue bound to two tickers",
-    "Declare 'lab04.portfolio' (durable) and bind it to 'lab04.stocks' twice: "
-    "queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='AAPL'), "
-    "then the same with routing_key='MSFT'.",
-    routes_as_expected, params={
-        "exchange": "lab04.stocks", "queue": "lab04.portfolio",
-        "expected": {"AAPL": "AAPL", "MSFT": "MSFT"},
-        "unexpected": {"GOOG": "GOOG", "aapl": "aapl", "": ""},
-        "what": "AAPL and MSFT prices"}))
-register(Check(
-    "05.topic-bindings", "05", "a feed of sports posts and technology posts",
-    "Bind 'lab05.my-feed' to 'lab05.blog' with routing_key='sports.#' and again with "
-    "routing_key='#.technology'.",
-    routes_as_expected, params={
-        "exchange": "lab05.blog", "queue": "lab05.my-feed",
-        "expected": {"sports": "sports", "sports.football.uk": "sports.football.uk",
-                     "technology": "technology", "news.technology": "news.technology"},
-        "unexpected": {"news.politics": "news.politics", "esports.games": "esports.games",
-                       "technology.news": "technology.news"},
-        "what": "every sports post and every post ending in technology"}))
-register(Check(
-    "06.new-subscriber", "06", "user E subscribed to the notifications",
-    "Declare 'lab06.user-E' (durable) and bind it to 'lab06.notifications' "
-    "(no routing key needed: fanout ignores it).",
-    routes_as_expected, params={
-        "exchange": "lab06.notifications", "queue": "lab06.user-E",
-        "expected": {"alert": "alert", "empty key": "", "any key": "whatever.key"},
-        "unexpected": {}, "what": "every notification, whatever its routing key"}))
-register(Check(
-    "07.express-berlin", "07", "express parcels to Berlin, and only those",
-    "Bind 'lab07.berlin-express' to 'lab07.logistics' with routing_key='' and "
-    "arguments={'x-match': 'all', 'destination': 'Berlin', 'delivery_method': 'express'}.",
-    routes_as_expected, params={
-        "exchange": "lab07.logistics", "queue": "lab07.berlin-express",
-        "expected": {"berlin express": {"destination": "Berlin",
-                                        "delivery_method": "express"},
-                     "berlin express, priority": {"destination": "Berlin",
-                                                  "delivery_method": "express",
-                                                  "priority": "high"}},
-        "unexpected": {"berlin standard": {"destination": "Berlin",
-                                           "delivery_method": "standard"},
-                       "hamburg express": {"destination": "Hamburg",
-                                           "delivery_method": "express"},
-                       "berlin only": {"destination": "Berlin"}},
-        "what": "parcels with destination Berlin and delivery_method express"}))

@@ -4,7 +4,9 @@ For each submission :func:`grade` creates a :class:`~mqkit.grading.namespace.Nam
 fresh vhost with its own non-administrator user, and its own Mosquitto), runs the notebook
 headless in a separate kernel pointed at it (:func:`~mqkit.grading.runner.run_notebook`),
 then runs the lab's checks and the instructor's extra checks *itself* against that vhost —
-what the notebook printed is never trusted — and finally removes the namespace. It writes
+what the notebook printed is never trusted — and finally removes the namespace. The checks are
+settled once per run, before any notebook runs: the extra-checks file is executed once, and
+every submission gets the same check objects. It writes
 one CSV row per submission and check plus a total row per student, and a Markdown feedback
 file per student. Rows are sorted and carry no timestamps, so grading the same files again
 gives the same bytes.
@@ -31,8 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mqkit.endpoints import Endpoints
-from mqkit.exceptions import ConfigError
-from mqkit.grading.registry import Check, CheckResult, Status, checks_for_lab
+from mqkit.exceptions import ConfigError, MQKitError
+from mqkit.grading.registry import (
+    Check,
+    CheckResult,
+    Status,
+    all_checks,
+    checks_for_lab,
+    collecting,
+)
 from mqkit.grading.runner import RunReport, run_notebook
 
 log = logging.getLogger(__name__)
@@ -173,32 +182,45 @@ def collect(lab: str, paths: Iterable[str | Path]) -> list[Submission]:
 
 # -- which checks ---------------------------------------------------------------------
 
+_TRACEBACK_HINT = "Run it with python to see the traceback."
 
-def load_extra_checks(path: str | Path, lab: str) -> list[Check]:
-    """The checks of lab ``lab`` defined in an instructor's Python file.
 
-    The file defines :class:`~mqkit.grading.Check` objects at module level (or a ``CHECKS``
-    list); they are not added to the global registry, so they stay hidden from students.
+def load_extra_checks(path: str | Path, lab: str | None = None) -> list[Check]:
+    """The checks an instructor's Python file defines (those of ``lab`` only, when given).
+
+    The file is executed once per call, inside :func:`~mqkit.grading.registry.collecting`:
+    functions it decorates with :func:`~mqkit.grading.check` (or checks it passes to
+    ``register``) are collected there, and :class:`~mqkit.grading.Check` objects it defines at
+    module level (or in a ``CHECKS`` list) are picked up too. None of them reaches the global
+    registry, so they stay hidden from students.
+
+    Returns:
+        The checks, sorted by id.
 
     Raises:
-        ConfigError: the file is missing, fails to import, or repeats a check id.
+        ConfigError: the file is missing, fails to import, or defines a check id twice.
     """
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"No checks file {str(file)!r}.",
-                          hint="Pass --checks the path of a Python file defining Check objects.")
+                          hint="Pass --checks the path of a Python file defining checks.")
     name = f"mqkit_extra_checks_{abs(hash(str(file.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, file)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with collecting() as registered:
+            spec.loader.exec_module(module)
+    except MQKitError as exc:  # e.g. a malformed check id: its own hint says what to do
+        raise ConfigError(f"The checks file {str(file)!r} failed to import: "
+                          f"{type(exc).__name__}: {exc.message.rstrip('.')}.",
+                          hint=exc.hint or _TRACEBACK_HINT) from exc
     except Exception as exc:
         raise ConfigError(f"The checks file {str(file)!r} failed to import: "
-                          f"{type(exc).__name__}: {exc}.",
-                          hint="Run it with python to see the traceback.") from exc
-    found = [value for value in vars(module).values() if isinstance(value, Check)]
+                          f"{type(exc).__name__}: {exc}.", hint=_TRACEBACK_HINT) from exc
+    found = list(registered.values())
+    found += [value for value in vars(module).values() if isinstance(value, Check)]
     found += [value for value in getattr(module, "CHECKS", []) if isinstance(value, Check)]
     unique: dict[str, Check] = {}
     for check in found:
@@ -206,36 +228,40 @@ def load_extra_checks(path: str | Path, lab: str) -> list[Check]:
             raise ConfigError(f"The checks file {str(file)!r} defines {check.id!r} twice.",
                               hint="Give every check its own id.")
         unique[check.id] = check
-    return [unique[key] for key in sorted(unique) if unique[key].lab == lab]
+    return [unique[key] for key in sorted(unique) if lab is None or unique[key].lab == lab]
 
 
-def lab_checks(lab: str, extra: str | Path | None = None) -> tuple[list[Check], frozenset[str]]:
+def lab_checks(
+    lab: str, extra: str | Path | Iterable[Check] | None = None
+) -> tuple[list[Check], frozenset[str]]:
     """The checks to run for ``lab`` (sorted by id) and the ids of the hidden ones.
 
+    Args:
+        lab: the lab number (``"02"``).
+        extra: an extra-checks file (executed here, see :func:`load_extra_checks`), or checks
+            already loaded from one; the checks of other labs are left out.
+
     Raises:
-        ConfigError: no check exists for ``lab``, or an extra check repeats a built-in id.
+        ConfigError: no check exists for ``lab``, an extra check repeats a built-in id, or
+            the file cannot be loaded.
     """
     checks = {c.id: c for c in checks_for_lab(lab)}
     hidden = {c.id for c in checks.values() if not c.visible}
-    if extra is not None:
-        for check in load_extra_checks(extra, lab):
-            if check.id in checks:
-                raise ConfigError(f"The extra check {check.id!r} has the id of a built-in "
-                                  "check.", hint="Rename it, e.g. with a .hidden suffix.")
-            checks[check.id] = check
-            hidden.add(check.id)
+    if isinstance(extra, str | os.PathLike):
+        extra = load_extra_checks(extra)
+    for check in extra or ():
+        if check.lab != lab:
+            continue
+        if check.id in checks:
+            raise ConfigError(f"The extra check {check.id!r} has the id of a built-in "
+                              "check.", hint="Rename it, e.g. with a .hidden suffix.")
+        checks[check.id] = check
+        hidden.add(check.id)
     if not checks:
-        known = sorted({c.lab for c in checks_for_lab_all()})
+        known = sorted({c.lab for c in all_checks()})
         raise ConfigError(f"No checks for lab {lab!r}.",
                           hint=f"Labs with checks: {', '.join(known)}; or pass --checks.")
     return [checks[key] for key in sorted(checks)], frozenset(hidden)
-
-
-def checks_for_lab_all() -> list[Check]:
-    """Every registered check (all labs)."""
-    from mqkit.grading.registry import all_checks
-
-    return all_checks()
 
 
 # -- grading one submission ----------------------------------------------------------------
@@ -243,13 +269,25 @@ def checks_for_lab_all() -> list[Check]:
 
 @dataclass(frozen=True)
 class Settings:
-    """How to grade: the same for every submission of a batch."""
+    """How to grade: the same for every submission of a batch.
+
+    Attributes:
+        lab: the lab number.
+        broker: the instructor's brokers, where each submission's namespace is made.
+        cell_timeout: seconds one cell may run.
+        total_timeout: seconds a notebook may run.
+        checks: the checks to run, sorted by id (built-in and extra, resolved once).
+        hidden: ids of the checks students do not see in advance.
+        with_mqtt: give each submission its own Mosquitto.
+        mosquitto_binary: the mosquitto binary for those.
+    """
 
     lab: str
     broker: Endpoints
     cell_timeout: float
     total_timeout: float
-    extra_checks: str | None
+    checks: tuple[Check, ...]
+    hidden: frozenset[str]
     with_mqtt: bool
     mosquitto_binary: str
 
@@ -277,7 +315,6 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
     """Grade one submission in a namespace of its own; never raises for the notebook's sake."""
     from mqkit.grading.namespace import Namespace
 
-    checks, hidden = lab_checks(settings.lab, settings.extra_checks)
     space = Namespace.create(settings.broker, submission.student,
                              with_mqtt=settings.with_mqtt,
                              mosquitto_binary=settings.mosquitto_binary)
@@ -287,23 +324,23 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
             run = run_notebook(submission.path, kernel_environment(space.environment(), home),
                                cell_timeout=settings.cell_timeout,
                                total_timeout=settings.total_timeout, workdir=home)
-        results = [check.run(space.endpoints) for check in checks]
+        results = [check.run(space.endpoints) for check in settings.checks]
     finally:
         space.close()
     log.info("graded %s: %s", submission.student,
              ", ".join(f"{r.check_id}={r.points}/{r.max_points}" for r in results))
-    return SubmissionResult(submission, settings.lab, results, run, hidden, space.vhost)
+    return SubmissionResult(submission, settings.lab, results, run, settings.hidden,
+                            space.vhost)
 
 
 def _failed_to_grade(submission: Submission, settings: Settings,
                      exc: BaseException) -> SubmissionResult:
     """A result for a submission the grader itself could not grade (broker trouble)."""
-    checks, hidden = lab_checks(settings.lab, settings.extra_checks)
     text = f"grading failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     results = [CheckResult(c.id, Status.ERROR, "not checked: the grader failed", "", 0, c.points)
-               for c in checks]
+               for c in settings.checks]
     return SubmissionResult(submission, settings.lab, results,
-                            RunReport("not-run", text, 0, 0), hidden)
+                            RunReport("not-run", text, 0, 0), settings.hidden)
 
 
 def _grade_safely(submission: Submission, settings: Settings) -> SubmissionResult:
@@ -338,7 +375,7 @@ def grade(
     workers: int = 1,
     timeout: float = 60.0,
     total_timeout: float | None = None,
-    extra_checks: str | Path | None = None,
+    extra_checks: str | Path | Iterable[Check] | None = None,
     broker: Endpoints | None = None,
     isolate_mqtt: bool | None = None,
 ) -> Gradebook:
@@ -353,7 +390,8 @@ def grade(
             process in its own namespace).
         timeout: seconds one cell may run.
         total_timeout: seconds a notebook may run (default: ``5 × timeout``).
-        extra_checks: a Python file with the instructor's hidden checks.
+        extra_checks: a Python file with the instructor's hidden checks (executed once,
+            here), or the checks :func:`load_extra_checks` already loaded from one.
         broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
         isolate_mqtt: give each submission its own Mosquitto (default: for labs that use
             MQTT, see :data:`MQTT_LABS`).
@@ -365,8 +403,8 @@ def grade(
         ConfigError: unknown lab, missing files, duplicate students, a bad checks file.
     """
     lab = normalize_lab(lab)
-    extra = str(Path(extra_checks).resolve()) if extra_checks is not None else None
-    lab_checks(lab, extra)  # fail early on an unknown lab or a bad checks file
+    # Before any broker work: an unknown lab or a bad checks file fails early.
+    checks, hidden = lab_checks(lab, extra_checks)
     items = collect(lab, submissions)
     if broker is None:
         from mqkit.brokers.launcher import start_brokers
@@ -380,7 +418,8 @@ def grade(
 
     with_mqtt = lab in MQTT_LABS if isolate_mqtt is None else isolate_mqtt
     settings = Settings(lab, broker, float(timeout), float(total_timeout or 5 * timeout),
-                        extra, with_mqtt, MQKitSettings.from_env().mosquitto_binary)
+                        tuple(checks), hidden, with_mqtt,
+                        MQKitSettings.from_env().mosquitto_binary)
     if workers <= 1 or len(items) <= 1:
         results = [_grade_safely(item, settings) for item in items]
     else:

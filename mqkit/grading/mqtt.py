@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mqkit.endpoints import Endpoints
-from mqkit.grading.registry import Check, NotYet, register
+from mqkit.grading.registry import NotYet, check
 
 #: Seconds a check waits for the broker's answers (CONNACK, SUBACK, the messages).
 TIMEOUT = 5.0
@@ -130,9 +130,12 @@ def _text(payload: bytes) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
-# -- check functions (reusable with other topics) --------------------------------------
+# -- the checks of lab 10 (functions reusable with other topics) -----------------------
 
 
+@check("10.retained-message", "a retained message",
+       hint="Publish with retain=True: client.publish(topic, payload, qos=1, retain=True).",
+       params={"topic": "lab10/config/greeting", "payload": "Hello, MQTT!"})
 def retained_message(endpoints: Endpoints, topic: str, payload: str | None = None) -> str:
     """``topic`` has a retained message (with ``payload``, when given)."""
     found = _retained(endpoints, topic)
@@ -145,6 +148,11 @@ def retained_message(endpoints: Endpoints, topic: str, payload: str | None = Non
            f"{_text(found.payload)!r}"
 
 
+@check("10.persistent-session", "a persistent session kept every QoS 1 message",
+       hint="Connect the worker with a fixed client id and clean_session=False, subscribe at "
+            "QoS 1, disconnect, then publish the jobs at QoS 1.",
+       points=2,
+       params={"client_id": "lab10-worker", "topic_filter": "lab10/jobs/#", "expected": 5})
 def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: str,
                           expected: int) -> str:
     """The persistent session of ``client_id`` holds ``expected`` messages at QoS >= 1.
@@ -177,6 +185,10 @@ def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: st
             f"{topic_filter!r} while it was away (QoS {min(m.qos for m in mine)})")
 
 
+@check("10.last-will", "the last will arrived",
+       hint="will_set(topic, 'offline', qos=1, retain=True) before connect(); then kill the "
+            "client (not disconnect()).",
+       points=2, params={"topic": "lab10/devices/sensor-1/status", "payload": "offline"})
 def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
     """The broker published the last will: ``topic`` retains ``payload``.
 
@@ -192,23 +204,3 @@ def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
                      "disconnect() (which discards the will)")
     return f"the broker published the last will: {topic!r} now retains {payload!r}"
 
-
-# -- the checks of lab 10 --------------------------------------------------------------
-
-register(Check(
-    "10.retained-message", "10", "a retained message",
-    "Publish with retain=True: client.publish(topic, payload, qos=1, retain=True).",
-    retained_message,
-    params={"topic": "lab10/config/greeting", "payload": "Hello, MQTT!"}))
-register(Check(
-    "10.persistent-session", "10", "a persistent session kept every QoS 1 message",
-    "Connect the worker with a fixed client id and clean_session=False, subscribe at QoS 1, "
-    "disconnect, then publish the jobs at QoS 1.",
-    session_kept_messages, points=2,
-    params={"client_id": "lab10-worker", "topic_filter": "lab10/jobs/#", "expected": 5}))
-register(Check(
-    "10.last-will", "10", "the last will arrived",
-    "will_set(topic, 'offline', qos=1, retain=True) before connect(); then kill the client "
-    "(not disconnect()).",
-    last_will_arrived, points=2,
-    params={"topic": "lab10/devices/sensor-1/status", "payload": "offline"}))

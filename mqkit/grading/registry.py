@@ -5,6 +5,18 @@ never an exception. The check function itself raises :class:`NotYet` to say "not
 returns a short message when the work is done; anything else it raises becomes an ``error``
 result (the check could not look, e.g. the broker is down).
 
+Checks are registered by the :func:`check` decorator, which leaves the function as it was, so
+one function can back several checks; the lab number is the id's first part::
+
+    @check("02.durable-queue", "a durable queue",
+           hint="Declare the queue with durable=True.", params={"queue": "lab02.orders"})
+    def durable_queue(endpoints, queue): ...
+
+Registrations go to the global registry, except inside :func:`collecting`, which sends them to
+a collection of its own: that is how the grader reads an instructor's extra-checks file
+without showing its checks to students. The built-in check modules are imported on first use
+(:func:`all_checks`, :func:`get_check`), not when this module is, because they import it.
+
 Example:
     >>> from mqkit.grading import get_check
     >>> result = get_check("02.durable-queue").run(endpoints)   # doctest: +SKIP
@@ -14,20 +26,24 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import enum
-import importlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, TypeVar
 
 from mqkit.endpoints import Endpoints
+from mqkit.exceptions import ConfigError, MQKitError
 
 log = logging.getLogger(__name__)
 
-#: Modules whose import registers the built-in checks.
-BUILTIN_MODULES = ("mqkit.grading.amqp", "mqkit.grading.exchanges", "mqkit.grading.mqtt",
-                   "mqkit.grading.delivery")
+#: A check id: the two-digit lab number, a dot, a name (``02.durable-queue``).
+CHECK_ID = re.compile(r"\d\d\.[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+F = TypeVar("F", bound=Callable[..., str])
 
 
 class NotYet(Exception):
@@ -100,25 +116,47 @@ class CheckResult:
 class Check:
     """One check of real broker state.
 
+    Usually made by the :func:`check` decorator; construct one directly for a check object
+    that is not registered (an extra-checks file may define them at module level).
+
     Attributes:
         id: unique id, ``NN.name`` with the lab number first (``03.all-acked``).
-        lab: the lab number, ``"03"``.
         title: what the check wants, in a few words.
         hint: the next step for a student whose work does not pass yet.
         func: ``func(endpoints, **params) -> str``; raises :class:`NotYet` when not passed.
-        points: points for the grader.
+        points: points for the grader (keyword only, as are the fields after it).
         visible: ``False`` for hidden checks that only the grader runs.
         params: default keyword arguments for ``func`` (queue names of the lab).
+
+    Raises:
+        ConfigError: the id is not of the form ``NN.name``.
+        TypeError: ``func`` is not callable.
     """
 
     id: str
-    lab: str
     title: str
     hint: str
     func: Callable[..., str]
+    # Keyword only: a call in the old form Check(id, lab, title, hint, func) fails loudly.
+    _: KW_ONLY
     points: int = 1
     visible: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not CHECK_ID.fullmatch(self.id):
+            raise ConfigError(f"Check id {self.id!r} is not of the form NN.name.",
+                              hint="Start the id with the two-digit lab number and a dot, "
+                                   "e.g. '02.durable-queue'; the lab is taken from it.")
+        if not callable(self.func):
+            raise TypeError(f"check {self.id!r}: func must be callable, got {self.func!r} "
+                            "(the arguments are id, title, hint, func; the lab comes from "
+                            "the id)")
+
+    @property
+    def lab(self) -> str:
+        """The lab number, taken from the id: ``"03"`` for ``03.all-acked``."""
+        return self.id[:2]
 
     def run(self, endpoints: Endpoints, **params: Any) -> CheckResult:
         """Run the check; never raises (an unexpected error becomes an ``error`` result)."""
@@ -151,28 +189,99 @@ class Check:
 
 
 def _describe(exc: Exception) -> str:
-    from mqkit.exceptions import MQKitError
-
     text = exc.message if isinstance(exc, MQKitError) else f"{type(exc).__name__}: {exc}"
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: The global registry: the built-in checks (and any registered outside :func:`collecting`).
 _REGISTRY: dict[str, Check] = {}
+# Where register() puts checks; None means _REGISTRY. A context variable rather than a
+# global switch, so loading an extra-checks file cannot redirect another thread's imports.
+_target: contextvars.ContextVar[dict[str, Check] | None] = contextvars.ContextVar(
+    "mqkit_check_target", default=None)
 
 
 def register(check: Check) -> Check:
-    """Add a check to the registry (ids are unique) and return it."""
-    if check.id in _REGISTRY and _REGISTRY[check.id] is not check:
+    """Add a check object to the current registry (ids are unique there) and return it.
+
+    The current registry is the global one, or the collection of an enclosing
+    :func:`collecting` block.
+
+    Raises:
+        ValueError: another check with this id is already registered.
+    """
+    registry = _target.get()
+    if registry is None:
+        registry = _REGISTRY
+    if check.id in registry and registry[check.id] is not check:
         raise ValueError(f"a check with id {check.id!r} is already registered")
-    if not check.id.startswith(f"{check.lab}."):
-        raise ValueError(f"check id {check.id!r} must start with its lab number {check.lab!r}")
-    _REGISTRY[check.id] = check
+    registry[check.id] = check
     return check
 
 
+def check(check_id: str, title: str, hint: str, *, points: int = 1, visible: bool = True,
+          params: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+    """Register a :class:`Check` of the decorated function; the function stays as it was.
+
+    Decorators stack, so one reusable function can back several checks, and the decorator
+    can be applied to a function defined elsewhere: ``check(...)(persistent_message)``.
+
+    Args:
+        check_id: ``NN.name``; the lab is the number before the dot.
+        title: what the check wants, in a few words.
+        hint: the next step for a student whose work does not pass yet.
+        points: points for the grader.
+        visible: ``False`` for hidden checks that only the grader runs.
+        params: default keyword arguments for the function.
+
+    Returns:
+        A decorator that registers the check (see :func:`register`) and returns the function.
+
+    Raises:
+        ConfigError: the id is not of the form ``NN.name``.
+        ValueError: another check with this id is already registered.
+
+    Example:
+        >>> @check("02.durable-queue", "a durable queue", hint="Declare it durable=True.",
+        ...        params={"queue": "lab02.orders"})
+        ... @check("02.quorum-queue", "a quorum queue", hint="x-queue-type: quorum.",
+        ...        params={"queue": "lab02.quorum", "queue_type": "quorum"})
+        ... def durable_queue(endpoints, queue, queue_type=None):   # doctest: +SKIP
+        ...     ...
+    """
+
+    def decorate(func: F) -> F:
+        register(Check(check_id, title, hint, func, points=points, visible=visible,
+                       params=dict(params or {})))
+        return func
+
+    return decorate
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[dict[str, Check]]:
+    """Send every registration inside the block to a fresh collection instead of the registry.
+
+    The grader runs an instructor's extra-checks file inside this block: its ``@check``
+    functions and ``register()`` calls land in the yielded dict (id -> check), not among the
+    checks students see. The built-in checks are loaded first, so a file that imports a
+    check module to reuse its functions does not collect the built-ins.
+
+    Yields:
+        The collection, filled while the block runs.
+    """
+    _load_builtin()
+    collected: dict[str, Check] = {}
+    token = _target.set(collected)
+    try:
+        yield collected
+    finally:
+        _target.reset(token)
+
+
 def _load_builtin() -> None:
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+    # Imported here, not at the top: the check modules import this module to register.
+    from mqkit.grading import amqp, delivery, exchanges, mqtt  # noqa: F401
 
 
 def all_checks(include_hidden: bool = True) -> list[Check]:

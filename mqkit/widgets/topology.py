@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from mqkit.admin import BindingInfo, Topology, fetch_topology
+from mqkit.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from mqkit.endpoints import Endpoints
@@ -204,18 +205,17 @@ class TopologyModel:
     """Reads a vhost's topology from the broker and draws it.
 
     Args:
-        endpoints: the brokers (``None``: :func:`mqkit.start_brokers`).
+        endpoints: the brokers, from :func:`mqkit.start_brokers`.
         vhost: the virtual host to show.
         include_defaults: also show the default exchange and the ``amq.*`` exchanges.
         exact_counts: exact ready counts from the broker instead of lagging statistics.
     """
 
-    def __init__(self, endpoints: Endpoints | None = None, vhost: str = "/", *,
+    def __init__(self, endpoints: Endpoints, vhost: str = "/", *,
                  include_defaults: bool = False, exact_counts: bool = True) -> None:
         if endpoints is None:
-            from mqkit.brokers.launcher import start_brokers
-
-            endpoints = start_brokers()
+            raise ConfigError("TopologyView needs the brokers' endpoints.",
+                              hint="endpoints = mqkit.start_brokers(); TopologyView(endpoints).")
         self.endpoints = endpoints
         self.vhost = vhost
         self.include_defaults = include_defaults
@@ -238,7 +238,7 @@ class TopologyView(widgets.VBox):
     """The SVG of a vhost's topology with a refresh button.
 
     Args:
-        endpoints: the brokers (``None``: :func:`mqkit.start_brokers`).
+        endpoints: the brokers, from :func:`mqkit.start_brokers`.
         vhost: the virtual host to show.
         include_defaults: also show the default exchange and the ``amq.*`` exchanges.
         model: a ready :class:`TopologyModel` (then the other arguments are ignored).

@@ -178,6 +178,37 @@ def test_regrading_gives_identical_bytes(graded_03, brokers, tmp_path):
     assert (tmp_path / "again.csv").read_bytes() == (folder / "grades.csv").read_bytes()
 
 
+COUNTING_CHECKS = """\
+from pathlib import Path
+
+from mqkit.grading import check
+from mqkit.grading.amqp import durable_queue
+
+with Path({runs!r}).open("a") as runs:
+    runs.write("executed\\n")
+
+check("02.hidden-counted", "a durable orders queue", "Declare it durable.",
+      params={{"queue": "lab02.orders"}})(durable_queue)
+"""
+
+
+def test_the_extra_checks_file_is_executed_once_per_grading_run(brokers, tmp_path):
+    runs = tmp_path / "runs.txt"
+    extra = tmp_path / "counting_checks.py"
+    extra.write_text(COUNTING_CHECKS.format(runs=str(runs)), encoding="utf-8")
+    declares = submissions.notebook(submissions.CONNECT,
+                                    'channel.queue_declare("lab02.orders", durable=True)')
+    paths = submissions.write(tmp_path / "in", "02", {
+        "declares": declares, "idle": submissions.notebook("pass")})
+    gradebook = grade("02", paths, workers=2, timeout=CELL_TIMEOUT, extra_checks=extra,
+                      broker=brokers)
+    # Before, it ran once to validate and again for every submission.
+    assert runs.read_text() == "executed\n"
+    counted = {student: points["02.hidden-counted"]
+               for student, (points, _) in scores(gradebook).items()}
+    assert counted == {"declares": 1, "idle": 0}
+
+
 def test_student_identity(tmp_path):
     nb = submissions.notebook("pass")
     for name in ("alice.ipynb", "alice-02.ipynb", "bob_02.ipynb"):

@@ -28,7 +28,7 @@ def amqp(brokers):
 
 
 def _check(func, **params) -> Check:
-    return Check("99.test", "99", "test", "the hint", func, params=params)
+    return Check("99.test", "test", "the hint", func, params=params)
 
 
 def test_durable_queue_verdicts(brokers, amqp) -> None:
