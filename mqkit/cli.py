@@ -171,7 +171,14 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from mqkit.grading.grader import collect, grade, lab_checks, normalize_lab, summary_lines
+    from mqkit.grading.grader import (
+        collect,
+        grade,
+        lab_checks,
+        load_extra_checks,
+        normalize_lab,
+        summary_lines,
+    )
 
     if args.workers < 1 or args.timeout <= 0:
         print("mqkit: error: --workers must be at least 1 and --timeout positive.",
@@ -179,10 +186,12 @@ def _grade(args: argparse.Namespace) -> int:
         return 2
     # Wrong arguments are reported before any broker starts.
     lab = normalize_lab(args.lab)
-    lab_checks(lab, args.checks)
+    # The instructor's file runs once per grading run; grade() gets the loaded checks.
+    extra = load_extra_checks(args.checks) if args.checks else None
+    lab_checks(lab, extra)
     collect(lab, args.submissions)
     gradebook = grade(args.lab, args.submissions, out=args.out, feedback_dir=args.feedback,
-                      workers=args.workers, timeout=args.timeout, extra_checks=args.checks,
+                      workers=args.workers, timeout=args.timeout, extra_checks=extra,
                       broker=launcher.start_brokers(args.backend))
     for line in summary_lines(gradebook):
         print(line)

@@ -1,4 +1,4 @@
-"""Shared test helpers: CI-aware skipping and a clean MQKIT_* environment."""
+"""Shared fixtures: a clean MQKIT_* environment and one factory for real brokers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ import os
 
 import pytest
 
-#: In CI (``.ci/run`` sets CI=true) a missing service is a failure, not a skip.
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip with ``reason`` on a laptop when ``condition`` is false; fail in CI."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI but missing: {reason}", pytrace=False)
-    pytest.skip(reason)
+from tests.helpers import make_backend
 
 
 @pytest.fixture(autouse=True)
@@ -28,24 +18,45 @@ def _clean_mqkit_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def broker_state_dir(tmp_path_factory: pytest.TempPathFactory):
-    """A state directory of its own for the session's shared brokers."""
-    return tmp_path_factory.mktemp("mqkit-state")
+def broker_factory(tmp_path_factory: pytest.TempPathFactory):
+    """Make a backend (``process`` or ``docker``) in a state directory of its own.
+
+    ``broker_factory("process")`` returns the backend with its brokers started;
+    ``start=False`` returns it unstarted; settings are keyword arguments. A missing binary,
+    engine or image skips on a laptop and fails in CI. Everything made is stopped at the end
+    of the session (a fixture that wants its brokers gone sooner stops them itself).
+    """
+    made = []
+
+    def make(name: str = "process", *, start: bool = True, **settings):
+        backend = make_backend(name, tmp_path_factory.mktemp(f"mqkit-{name}"), **settings)
+        made.append(backend)
+        if start:
+            backend.start()
+        return backend
+
+    yield make
+    for backend in reversed(made):
+        backend.stop()
 
 
 @pytest.fixture(scope="session")
-def brokers(broker_state_dir):
+def broker_backend(broker_factory):
+    """The session's shared process-backend brokers (the backend object)."""
+    return broker_factory("process")
+
+
+@pytest.fixture(scope="session")
+def broker_state_dir(broker_backend):
+    """The state directory of the session's shared brokers."""
+    return broker_backend.settings.state_dir
+
+
+@pytest.fixture(scope="session")
+def brokers(broker_backend):
     """Real RabbitMQ and Mosquitto started through mqkit (process backend) for the session.
 
     Shared by many tests: do not restart or kill them (start your own for that), and use
     unique queue, exchange and topic names.
     """
-    from mqkit.brokers.process import ProcessBackend
-    from mqkit.config import Settings
-
-    backend = ProcessBackend(Settings.from_env(env={}, state_dir=broker_state_dir))
-    require(backend.availability().is_available,
-            f"process backend: {backend.availability().reason}")
-    endpoints = backend.start()
-    yield endpoints
-    backend.stop()
+    return broker_backend.start()

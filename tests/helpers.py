@@ -1,14 +1,63 @@
-"""Small real-broker helpers shared by tests."""
+"""Small helpers shared by tests: CI-aware skipping, making backends, real-broker round trips."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from mqkit.urls import BrokerAddress
+
+#: In CI (``.ci/run`` sets CI=true) a missing service is a failure, not a skip.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` on a laptop when ``condition`` is false; fail in CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI but missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def docker_test_settings() -> dict[str, str | None]:
+    """The images the docker tests use (``scripts/broker-images.sh`` sets them), host network."""
+    return {"rabbitmq_image": os.environ.get("MQKIT_TEST_RABBITMQ_IMAGE"),
+            "mosquitto_image": os.environ.get("MQKIT_TEST_MOSQUITTO_IMAGE"),
+            "docker_network": "host"}
+
+
+def make_backend(name: str, state_dir: Path, **settings):
+    """A ``process`` or ``docker`` backend in ``state_dir``; ``require`` what it needs.
+
+    The docker backend uses host networking and the test images unless ``settings`` says
+    otherwise, and requires both images on this machine.
+    """
+    from mqkit.brokers.launcher import BACKENDS
+    from mqkit.config import Settings
+
+    if name == "docker":
+        settings = docker_test_settings() | settings
+    backend = BACKENDS[name](Settings.from_env(env={}, backend=name, state_dir=state_dir,
+                                               **settings))
+    if name == "docker":
+        try:
+            engine = backend.client()
+        except Exception as exc:
+            require(False, f"Docker engine: {exc}")
+        tags = {tag for image in engine.images.list() for tag in image.tags}
+        for image in (backend.settings.rabbitmq_image, backend.settings.mosquitto_image):
+            require(any(image in tag for tag in tags),
+                    f"image {image} is not on this machine (scripts/broker-images.sh builds it)")
+    availability = backend.availability()
+    require(availability.is_available, f"{name} backend: {availability.reason}")
+    return backend
 
 
 def _client(address: BrokerAddress, role: str) -> mqtt.Client:

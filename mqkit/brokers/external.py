@@ -19,16 +19,29 @@ class ExternalBackend(Backend):
     manages_brokers = False
 
     def availability(self) -> Availability:
-        """Available when ``MQKIT_AMQP_URL`` and ``MQKIT_MQTT_URL`` are set and well formed."""
-        if not (self.settings.amqp_url and self.settings.mqtt_url):
-            return Availability(self.name, False, "MQKIT_AMQP_URL and MQKIT_MQTT_URL are not set",
-                                hint="Set them to the classroom broker's URLs, e.g. "
-                                     "MQKIT_AMQP_URL=amqp://user:pass@broker:5672/vhost.")
+        """Available when both URLs are set, well formed, and every broker accepts them.
+
+        The verdict comes from the same probes :meth:`start` runs: a wrong password or a
+        broker that does not answer is a ``False`` with the broker's own words.
+        """
+        settings = self.settings
+        unset = [name for name, value in (("MQKIT_AMQP_URL", settings.amqp_url),
+                                          ("MQKIT_MQTT_URL", settings.mqtt_url)) if not value]
+        if unset:
+            given = [n for n in ("MQKIT_AMQP_URL", "MQKIT_MQTT_URL") if n not in unset]
+            reason = f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set"
+            if given:
+                reason += f" ({given[0]} is)"
+            return Availability(self.name, False, reason,
+                                hint="Set both to the classroom broker's URLs, e.g. "
+                                     "MQKIT_AMQP_URL=amqp://user:pass@broker:5672/vhost and "
+                                     "MQKIT_MQTT_URL=mqtt://user:pass@broker:1883.")
         try:
-            self.endpoints()
-        except ConfigError as exc:
+            endpoints = self.endpoints()
+            probe_all(endpoints)
+        except (ConfigError, BrokerConnectionError) as exc:
             return Availability(self.name, False, exc.message, hint=exc.hint or "")
-        return Availability(self.name, True, "URLs configured")
+        return Availability(self.name, True, "the configured brokers accept their credentials")
 
     def endpoints(self) -> Endpoints:
         """The configured endpoints, validated (nothing is contacted).

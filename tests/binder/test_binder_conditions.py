@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.helpers import require
 
 pytestmark = [pytest.mark.binder, pytest.mark.integration]
 

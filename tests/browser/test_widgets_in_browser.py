@@ -27,7 +27,7 @@ from mqkit.routing import Binding
 from mqkit.widgets import TopicFilterModel
 from mqkit.widgets.routing_explainer import RoutingExplainerModel
 from tests.browser.jupyter_server import jupyter_lab
-from tests.conftest import require
+from tests.helpers import require
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

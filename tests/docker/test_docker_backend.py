@@ -6,7 +6,6 @@ Images: ``MQKIT_TEST_RABBITMQ_IMAGE`` / ``MQKIT_TEST_MOSQUITTO_IMAGE`` (set by
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
@@ -19,37 +18,26 @@ from mqkit.brokers.readiness import probe_amqp, probe_mqtt
 from mqkit.config import Settings
 from mqkit.exceptions import AuthenticationError, ImageUnavailable
 from mqkit.urls import BrokerAddress
-from tests.conftest import require
-from tests.helpers import mqtt_round_trip
+from tests.helpers import docker_test_settings, mqtt_round_trip, require
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 
 def docker_settings(state_dir, **overrides) -> Settings:
-    images = {"rabbitmq_image": os.environ.get("MQKIT_TEST_RABBITMQ_IMAGE"),
-              "mosquitto_image": os.environ.get("MQKIT_TEST_MOSQUITTO_IMAGE")}
     return Settings.from_env(env={}, state_dir=state_dir, backend="docker",
-                             docker_network="host", **(images | overrides))
+                             **(docker_test_settings() | overrides))
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    backend = DockerBackend(docker_settings(tmp_path_factory.mktemp("probe")))
-    availability = backend.availability()
-    require(availability.is_available, f"Docker engine: {availability.reason}")
-    client = backend.client()
-    for image in (backend.settings.rabbitmq_image, backend.settings.mosquitto_image):
-        require(any(image in tag for i in client.images.list() for tag in i.tags),
-                f"image {image} is not on this machine (scripts/broker-images.sh builds it)")
-    return client
-
-
-@pytest.fixture(scope="module")
-def docker_backend(engine, tmp_path_factory):
-    backend = DockerBackend(docker_settings(tmp_path_factory.mktemp("docker-state")))
-    backend.start()
+def docker_backend(broker_factory):
+    backend = broker_factory("docker")
     yield backend
     backend.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(docker_backend):
+    return docker_backend.client()
 
 
 def test_round_trips_and_labels(docker_backend, engine):

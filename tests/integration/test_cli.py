@@ -11,8 +11,7 @@ import pika
 import pytest
 
 from mqkit.brokers.ports import is_listening
-from tests.conftest import require
-from tests.helpers import listening_sockets
+from tests.helpers import listening_sockets, require
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from mqkit.exceptions import (
     PortInUseError,
 )
 from mqkit.urls import amqp_url, mqtt_url
-from tests.conftest import require
+from tests.helpers import require
 
 pytestmark = pytest.mark.integration
 

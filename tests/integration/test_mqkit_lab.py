@@ -23,7 +23,7 @@ import pytest
 
 from mqkit.brokers.ports import free_port, is_listening
 from tests.browser.jupyter_server import JupyterServer, stop_process_group, wait_for_status
-from tests.conftest import require
+from tests.helpers import require
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,7 @@ import pytest
 import yaml
 
 from mqkit.brokers.ports import free_port, is_listening
-from mqkit.brokers.process import ProcessBackend
-from mqkit.config import Settings
-from tests.conftest import require
+from tests.helpers import require
 
 pytestmark = pytest.mark.integration
 
@@ -203,11 +201,9 @@ def test_a_bad_setting_is_one_line_and_exit_2(run_script, variable, value):
 
 
 @pytest.fixture(scope="module")
-def own_brokers(tmp_path_factory):
+def own_brokers(broker_factory):
     """Brokers of this module only: Mosquitto gets restarted."""
-    backend = ProcessBackend(Settings.from_env(env={}, state_dir=tmp_path_factory.mktemp("own")))
-    require(backend.availability().is_available, backend.availability().reason)
-    backend.start()
+    backend = broker_factory("process")
     yield backend
     backend.stop()
 

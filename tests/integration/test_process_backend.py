@@ -16,8 +16,7 @@ from mqkit.brokers.readiness import probe_amqp, probe_mqtt
 from mqkit.config import Settings
 from mqkit.exceptions import AuthenticationError, BrokerNotRunning
 from mqkit.urls import BrokerAddress
-from tests.conftest import require
-from tests.helpers import listening_sockets, mqtt_round_trip
+from tests.helpers import listening_sockets, mqtt_round_trip, require
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +84,9 @@ def test_second_start_reuses_running_brokers(brokers, broker_state_dir):
 
 
 @pytest.fixture(scope="module")
-def own_backend(tmp_path_factory):
+def own_backend(broker_factory):
     """Brokers of this module only: they get restarted and killed."""
-    backend = ProcessBackend(Settings.from_env(env={}, state_dir=tmp_path_factory.mktemp("own")))
-    require(backend.availability().is_available, backend.availability().reason)
-    backend.start()
+    backend = broker_factory("process")
     yield backend
     backend.stop()
 

@@ -10,7 +10,7 @@ from mqkit.brokers.process import ProcessBackend
 from mqkit.config import Settings
 from mqkit.exceptions import ConfigError
 from mqkit.widgets import BrokerPanel, Publisher, PublisherModel, QueueInbox, TopologyView
-from tests.conftest import require
+from tests.helpers import require
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-
 LABS = Path(__file__).resolve().parents[2] / "labs"
 SANITIZE = LABS / "nbval-sanitize.cfg"
 #: Seconds one notebook may take under nbval (lab 02 restarts RabbitMQ, about 12 s).
@@ -18,27 +16,25 @@ NOTEBOOK_TIMEOUT = 300
 
 
 @pytest.fixture(scope="session")
-def lab_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The state directory of the lab tests' brokers."""
-    return tmp_path_factory.mktemp("mqkit-lab-state")
-
-
-@pytest.fixture(scope="session")
-def lab_brokers(lab_state_dir: Path):
+def lab_backend(broker_factory):
     """Brokers for the lab notebooks, apart from the session's shared ``brokers``.
 
     Lab 02 restarts RabbitMQ; with brokers of their own, the restart cannot disturb tests
     that hold connections to the shared ones.
     """
-    from mqkit.brokers.process import ProcessBackend
-    from mqkit.config import Settings
+    return broker_factory("process")
 
-    backend = ProcessBackend(Settings.from_env(env={}, state_dir=lab_state_dir))
-    require(backend.availability().is_available,
-            f"process backend: {backend.availability().reason}")
-    endpoints = backend.start()
-    yield endpoints
-    backend.stop()
+
+@pytest.fixture(scope="session")
+def lab_state_dir(lab_backend) -> Path:
+    """The state directory of the lab tests' brokers."""
+    return lab_backend.settings.state_dir
+
+
+@pytest.fixture(scope="session")
+def lab_brokers(lab_backend):
+    """The endpoints of the lab tests' brokers."""
+    return lab_backend.start()
 
 
 def run_nbval(notebook: Path, state_dir: Path) -> subprocess.CompletedProcess[str]:

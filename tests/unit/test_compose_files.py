@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mqkit.config import DEFAULT_MOSQUITTO_IMAGE, DEFAULT_RABBITMQ_IMAGE
-from tests.conftest import require
+from tests.helpers import require
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 EXAMPLE = DOCKER / "mqtt-python"
