@@ -20,6 +20,7 @@ from mqkit import clients
 from mqkit.exceptions import ConnectionLost
 from mqkit.routing import validate_topic_name
 from mqkit.widgets.mqtt_qos import QOS_MEANING, check_qos
+from mqkit.widgets.publish_form import PublishForm
 
 if TYPE_CHECKING:
     from mqkit.endpoints import Endpoints
@@ -137,7 +138,7 @@ class MQTTPublisherModel:
     stop = close
 
 
-class MQTTPublisher(widgets.VBox):
+class MQTTPublisher(PublishForm):
     """A form that publishes one MQTT message per click: topic, payload, QoS and retain.
 
     Errors (an invalid topic, a lost connection) are shown below the button, not raised.
@@ -173,20 +174,6 @@ class MQTTPublisher(widgets.VBox):
 
     def publish(self) -> MQTTPublishResult | None:
         """Publish what the form holds; show the result or the error below the button."""
-        try:
-            result = self.model.publish(self.topic.value, self.payload.value,
-                                        qos=self.qos.value, retain=self.retain.value)
-        except Exception as exc:
-            self._show(f"ERROR {type(exc).__name__}: {exc}")
-            return None
-        self._show(str(result))
-        return result
+        return self._submit(lambda: self.model.publish(
+            self.topic.value, self.payload.value, qos=self.qos.value, retain=self.retain.value))
 
-    def _show(self, line: str) -> None:
-        self.output.outputs = self.output.outputs[-9:]  # the last ten results
-        self.output.append_stdout(line + "\n")
-
-    def close(self) -> None:
-        """Disconnect the publisher's client and close the widget."""
-        self.model.close()
-        super().close()

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 
 from mqkit import clients
 from mqkit.exceptions import ConfigError, ConnectionLost
+from mqkit.widgets.publish_form import PublishForm
 
 if TYPE_CHECKING:
     from mqkit.endpoints import Endpoints
@@ -213,7 +214,7 @@ class PublisherModel:
         self.close()
 
 
-class Publisher(widgets.VBox):
+class Publisher(PublishForm):
     """A form to publish messages: exchange, routing key, headers, properties and body.
 
     Unroutable messages are reported (the ``mandatory`` box, on by default, publishes with
@@ -258,24 +259,10 @@ class Publisher(widgets.VBox):
 
     def publish(self) -> PublishResult | None:
         """Publish what the form holds; show the result or the error below the button."""
-        try:
-            result = self.model.publish(
-                self.exchange.value, self.routing_key.value, self.body.value,
-                headers=parse_headers(self.headers.value),
-                persistent=self.persistent.value,
-                content_type=self.content_type.value or None,
-                mandatory=self.mandatory.value)
-        except Exception as exc:
-            self._show(f"ERROR {type(exc).__name__}: {exc}")
-            return None
-        self._show(str(result))
-        return result
+        return self._submit(lambda: self.model.publish(
+            self.exchange.value, self.routing_key.value, self.body.value,
+            headers=parse_headers(self.headers.value),
+            persistent=self.persistent.value,
+            content_type=self.content_type.value or None,
+            mandatory=self.mandatory.value))
 
-    def _show(self, line: str) -> None:
-        self.output.outputs = self.output.outputs[-9:]  # the last ten results
-        self.output.append_stdout(line + "\n")
-
-    def close(self) -> None:
-        """Close the publisher's connection and the widget."""
-        self.model.close()
-        super().close()

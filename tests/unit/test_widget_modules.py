@@ -17,5 +17,5 @@ def test_one_module_per_widget_concept() -> None:
 
     assert importlib.util.find_spec("mqkit.widgets.mqtt") is None
     for name in ("mqtt_publisher", "mqtt_inbox", "topic_filter_explainer", "publisher",
-                 "inbox", "inbox_view", "buffer"):
+                 "inbox", "inbox_view", "buffer", "publish_form"):
         assert importlib.util.find_spec(f"mqkit.widgets.{name}") is not None, name
