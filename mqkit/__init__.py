@@ -24,21 +24,36 @@ from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
     AuthenticationError,
     BrokerConnectionError,
+    BrokerNotRunning,
+    BrokerRefused,
     BrokerStartError,
     ConfigError,
+    ConnectionLost,
+    DuplicateClientId,
+    InvalidExchangeType,
+    MissingDependency,
     MQKitError,
+    QueueRefused,
 )
 
 __version__ = "0.1.0"
 
+# The errors a student meets in the labs are here, so a cell can catch them by name.
 __all__ = [
     "Admin",
     "AuthenticationError",
     "BrokerConnectionError",
+    "BrokerNotRunning",
+    "BrokerRefused",
     "BrokerStartError",
     "ConfigError",
+    "ConnectionLost",
+    "DuplicateClientId",
     "Endpoints",
+    "InvalidExchangeType",
     "MQKitError",
+    "MissingDependency",
+    "QueueRefused",
     "Settings",
     "amqp_connection",
     "broker_status",

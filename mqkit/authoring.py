@@ -114,9 +114,11 @@ def build_labs(labs_dir: Path, check: bool = False) -> list[Path]:
 
 def render_notebook(source: str, variant: str, name: str = "lab") -> str:
     """The notebook JSON for one variant (``student`` or ``solution``) of a lab source."""
-    import jupytext
     import nbformat
 
+    from mqkit.optional import import_optional
+
+    jupytext = import_optional("jupytext", "building the labs")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
     parsed = jupytext.reads(source, fmt="py:percent")

@@ -6,6 +6,7 @@ next::
     MQKitError
     ├── ConfigError (ValueError)            unknown backend, malformed URL, bad MQKIT_* value
     │   └── ResourceNotFound                the management API has no such vhost/queue (404)
+    ├── MissingDependency (ImportError)     an optional extra is not installed (docker, ...)
     ├── BackendUnavailable (RuntimeError)   Docker socket absent, broker binary missing
     │   └── NoBackendError                  ``auto`` found no way to get a broker
     ├── BrokerStartError (RuntimeError)     a broker could not be started
@@ -47,6 +48,10 @@ class ConfigError(MQKitError, ValueError):
 
 class ResourceNotFound(ConfigError):
     """The management API has no such vhost, user, queue or exchange (HTTP 404)."""
+
+
+class MissingDependency(MQKitError, ImportError):
+    """An optional part of mqkit needs a package that is not installed (see its hint)."""
 
 
 class BackendUnavailable(MQKitError, RuntimeError):

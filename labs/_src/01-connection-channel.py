@@ -160,8 +160,8 @@ for address in (replace(amqp, password="not-the-password"), replace(amqp, port=1
     except mqkit.BrokerConnectionError as error:
         print(type(error).__name__, "—", error.hint)
 # Expected output:
-# AuthenticationError — Check the user name, password and vhost in the AMQP URL (mqkit status shows the URL of brokers mqkit started).
-# BrokerConnectionError — Is the broker running? Try `mqkit status`.
+# AuthenticationError — Check the credentials (user name, password and vhost) in the AMQP URL; `mqkit status` shows the URL of brokers mqkit started.
+# BrokerConnectionError — Is the broker running? `mqkit status` shows it; `mqkit up` starts it.
 
 # %% [markdown]
 # ## Exercise: your own connection

@@ -22,7 +22,13 @@ from mqkit.brokers.lifecycle import ManagedBackend
 from mqkit.brokers.specs import LOOPBACK, MOSQUITTO, RABBITMQ, USERNAME, BrokerSpec, Launch
 from mqkit.brokers.state import BrokerState
 from mqkit.config import Settings
-from mqkit.exceptions import BackendUnavailable, BrokerStartError, ImageUnavailable
+from mqkit.exceptions import (
+    BackendUnavailable,
+    BrokerStartError,
+    ImageUnavailable,
+    MissingDependency,
+)
+from mqkit.optional import import_optional
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -37,12 +43,10 @@ STOP_TIMEOUT = 30
 
 def _import_docker() -> Any:
     try:
-        import docker
-    except ImportError:
-        raise BackendUnavailable("The Docker SDK for Python is not installed.",
-                                 hint="pip install 'mqkit[docker]' (or: pip install docker)"
-                                 ) from None
-    return docker
+        return import_optional("docker", "The docker backend")
+    except MissingDependency as exc:
+        # For auto and the doctor, a missing SDK means "this backend cannot run here".
+        raise BackendUnavailable(exc.message, hint=exc.hint) from None
 
 
 class DockerBackend(ManagedBackend):

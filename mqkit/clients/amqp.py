@@ -126,8 +126,8 @@ def open_blocking(parameters: list[pika.URLParameters], url: str, *,
     except (pe.ProbableAuthenticationError, pe.AuthenticationError) as exc:
         raise AuthenticationError(
             f"RabbitMQ refused the login of user {user!r} {place}: {exc}.",
-            hint="Check the credentials in the AMQP URL; `mqkit status` shows the URL of "
-                 "brokers mqkit started.") from None
+            hint="Check the credentials (user name, password and vhost) in the AMQP URL; "
+                 "`mqkit status` shows the URL of brokers mqkit started.") from None
     except (pe.AMQPError, OSError) as exc:
         reason = exc.args[0] if isinstance(exc, pe.AMQPConnectionError) and exc.args else exc
         raise BrokerConnectionError(f"No AMQP connection {place}: {reason!r}.",

@@ -49,7 +49,9 @@ class RunReport:
 
 
 def _client_class() -> type:
-    from nbclient import NotebookClient
+    from mqkit.optional import import_optional
+
+    NotebookClient = import_optional("nbclient", "grading notebooks").NotebookClient
 
     class CappedClient(NotebookClient):  # type: ignore[misc]
         """A NotebookClient that keeps at most ``OUTPUT_CAP`` bytes of stream output."""

@@ -20,7 +20,8 @@ README = PACKAGE.parent / "README.md"
 
 #: Bottom to top; the name is the first part below ``mqkit`` (a module or a subpackage).
 LAYERS: list[set[str]] = [
-    {"exceptions", "urls", "config", "endpoints", "errors_amqp", "routing", "mqtt_session"},
+    {"exceptions", "urls", "config", "endpoints", "errors_amqp", "routing", "mqtt_session",
+     "optional"},
     {"clients"},
     {"brokers", "admin", "security"},
     {"grading", "widgets", "jupyter_proxy"},

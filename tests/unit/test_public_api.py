@@ -16,3 +16,27 @@ def test_no_other_public_names():
     public = {n for n in vars(mqkit) if not n.startswith("_")}
     modules = {n for n in public if type(getattr(mqkit, n)).__name__ == "module"}
     assert public - modules - {"logging"} == set(mqkit.__all__)
+
+
+def test_the_errors_students_meet_are_exported():
+    from mqkit import exceptions
+
+    for name in ("ConnectionLost", "QueueRefused", "InvalidExchangeType", "BrokerRefused",
+                 "DuplicateClientId", "AuthenticationError", "BrokerNotRunning"):
+        assert getattr(mqkit, name) is getattr(exceptions, name)
+    internals = {"ManagedBackend", "BrokerSpec", "BrokerState", "StateStore", "ManagementClient"}
+    assert not internals & set(mqkit.__all__)
+
+
+def test_a_missing_extra_names_the_install_command(monkeypatch):
+    import sys
+
+    import pytest
+
+    from mqkit.authoring import render_notebook
+
+    monkeypatch.setitem(sys.modules, "jupytext", None)  # as if not installed
+    with pytest.raises(mqkit.MissingDependency) as info:
+        render_notebook("# %%\nprint(1)\n", "student")
+    assert "pip install 'mqkit[authoring]'" in str(info.value)
+    assert isinstance(info.value, ImportError)
