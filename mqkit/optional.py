@@ -24,9 +24,14 @@ def import_optional(module: str, purpose: str) -> ModuleType:
         purpose: what needs it, for the message (``the docker backend``).
     """
     try:
-        return importlib.import_module(module)
+        found = importlib.import_module(module)
     except ImportError:
+        found = None
+    # A folder of the same name on sys.path (the repository's docker/, seen from a checkout)
+    # imports as a namespace package, which has no __file__: that is not the package.
+    if found is None or getattr(found, "__file__", None) is None:
         extra = EXTRAS[module]
         raise MissingDependency(
             f"{purpose} needs the Python package {module!r}, which is not installed.",
-            hint=f"pip install 'mqkit[{extra}]' (or: pip install {module})") from None
+            hint=f"pip install 'mqkit[{extra}]' (or: pip install {module})")
+    return found

@@ -40,3 +40,21 @@ def test_a_missing_extra_names_the_install_command(monkeypatch):
         render_notebook("# %%\nprint(1)\n", "student")
     assert "pip install 'mqkit[authoring]'" in str(info.value)
     assert isinstance(info.value, ImportError)
+
+
+def test_a_docker_folder_on_the_path_is_not_the_docker_sdk(monkeypatch, tmp_path):
+    # Run from a checkout without the SDK, ``import docker`` finds the repository's docker/
+    # folder as a namespace package; the docker backend must say the SDK is missing.
+    import sys
+    import types
+
+    from mqkit.brokers.docker import DockerBackend
+    from mqkit.config import Settings
+
+    folder = types.ModuleType("docker")
+    folder.__file__ = None
+    monkeypatch.setitem(sys.modules, "docker", folder)
+    verdict = DockerBackend(Settings.from_env(env={}, state_dir=tmp_path)).availability()
+    assert not verdict.is_available
+    assert "'docker', which is not installed" in verdict.reason
+    assert "mqkit[docker]" in verdict.hint
