@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     add("down", "stop the brokers mqkit started and remove their data")
     status = add("status", "show which brokers run and where")
     status.add_argument("--json", action="store_true", help="print one JSON object")
-    add("doctor", "tell for each backend whether it can run here, and how to fix it")
+    add("doctor", "tell for each backend whether it can run here, and how to fix it; check "
+                  "the security of running brokers")
     restart = add("restart", "restart a broker mqkit runs (data is kept)")
     restart.add_argument("broker", nargs="?", default="all",
                          choices=("rabbitmq", "mosquitto", "all"))
@@ -117,10 +118,28 @@ def _doctor() -> int:
         print(f"[{mark}] {result.backend:<9} {result.reason}")
         if not result.is_available and result.hint:
             print(f"           fix: {result.hint}")
+    _security_report()
     if not any(r.is_available for r in results):
         print("\nNo backend can give you a broker yet: apply one of the fixes above.")
         return 1
     return 0
+
+
+def _security_report() -> None:
+    """The security self-check of the brokers in use, when there are any."""
+    from mqkit.security import check_security
+
+    endpoints = launcher.broker_status()["endpoints"]
+    if endpoints is None:
+        print("[-- ] security  no brokers run now; after `mqkit up`, the doctor checks them too")
+        return
+    findings = check_security(endpoints)
+    if not findings:
+        print(f"[ok ] security  {endpoints.backend} brokers: listeners on loopback only, guest "
+              "refused, anonymous MQTT refused")
+    for finding in findings:
+        print(f"[no ] security  {finding.broker} {finding.check}: {finding.detail}")
+        print(f"           fix: {finding.hint}")
 
 
 def _wait_for_jupyter(process: subprocess.Popen[bytes]) -> int:

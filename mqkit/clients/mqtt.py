@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mqkit.clients.amqp import HINT_RUNNING
 from mqkit.clients.workers import register, unregister
-from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError
+from mqkit.exceptions import (
+    AuthenticationError,
+    BrokerConnectionError,
+    ConfigError,
+    DuplicateClientId,
+)
+from mqkit.mqtt_session import watch_session
 from mqkit.urls import BrokerAddress, parse_url
 
 if TYPE_CHECKING:
@@ -123,6 +130,7 @@ def mqtt_connect(
     keepalive: int = 60,
     timeout: float = 5.0,
     key: str | None = None,
+    on_duplicate: Callable[[DuplicateClientId], None] | None = None,
 ) -> paho_mqtt.Client:
     """Connect an MQTT client, start its loop thread, and wait for a successful CONNACK.
 
@@ -135,6 +143,10 @@ def mqtt_connect(
         timeout: seconds to wait for the CONNACK.
         key: registry key (default: the client id); connecting again under the same key (a
             re-run cell) stops the previous loop thread.
+        on_duplicate: watch the session (:func:`~mqkit.mqtt_session.watch_session`): when
+            another client takes over the same client id, stop reconnecting instead of
+            fighting, and call this with the :class:`~mqkit.exceptions.DuplicateClientId`
+            (on paho's thread). The watch is ``client._mqkit_watch``.
 
     Raises:
         AuthenticationError: the broker refused the credentials.
@@ -176,4 +188,7 @@ def mqtt_connect(
         raise
     finally:
         client.on_connect = user_on_connect
+    if on_duplicate is not None:
+        client._mqkit_watch = watch_session(  # type: ignore[attr-defined]
+            client, on_duplicate=on_duplicate)
     return client

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mqkit import clients
-from mqkit.exceptions import BrokerConnectionError, ConfigError
+from mqkit.exceptions import BrokerConnectionError, ConfigError, DuplicateClientId
 from mqkit.routing import topic_matches, validate_topic_filter
 from mqkit.widgets.buffer import BufferedModel, MessageBuffer
 from mqkit.widgets.inbox_view import InboxView
@@ -151,7 +151,8 @@ class MQTTInboxModel(BufferedModel[MQTTMessage]):
         self.client = client
         loop_key = f"mqtt-loop:{self.client_id}:{secrets.token_hex(3)}"
         try:
-            clients.mqtt_connect(client=client, timeout=timeout, key=loop_key)
+            clients.mqtt_connect(client=client, timeout=timeout, key=loop_key,
+                                 on_duplicate=self._on_duplicate)
         except BaseException:
             clients.unregister(self.key, self)
             raise
@@ -207,9 +208,14 @@ class MQTTInboxModel(BufferedModel[MQTTMessage]):
                         zip(self.filters, reason_codes, strict=False) if not code.is_failure}
         self._subscribed.set()
 
+    def _on_duplicate(self, error: DuplicateClientId) -> None:
+        # Another client took this client id: the watch stopped paho's reconnecting.
+        self.error = error
+        self.buffer.notify(force=True)
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
-        if self._is_running:
+        if self._is_running and not isinstance(self.error, DuplicateClientId):
             self.error = BrokerConnectionError(f"lost the connection ({reason_code}); paho "
                                                "reconnects by itself")
             self.buffer.notify(force=True)
@@ -219,7 +225,7 @@ class MQTTInboxModel(BufferedModel[MQTTMessage]):
             seq=seq, topic=message.topic, payload=message.payload, qos=message.qos,
             retain=bool(message.retain), dup=bool(message.dup),
             filters=self.matching_filters(message.topic)))
-        if isinstance(self.error, BrokerConnectionError):
+        if type(self.error) is BrokerConnectionError:
             self.error = None  # a message arrived, so paho reconnected
         if self.on_message is not None:
             try:

@@ -84,6 +84,19 @@ def test_doctor_reports_every_backend(cli_env, tmp_path):
     assert result.returncode == (0 if process_ok else 1)
 
 
+def test_doctor_checks_the_security_of_running_brokers(cli_env, broker_state_dir):
+    cli_env["MQKIT_STATE_DIR"] = str(broker_state_dir)  # the session's running brokers
+    result = mqkit("doctor", env=cli_env)
+    security = [line for line in result.stdout.splitlines() if "security" in line]
+    assert security == ["[ok ] security  process brokers: listeners on loopback only, guest "
+                        "refused, anonymous MQTT refused"], result.stdout
+
+
+def test_doctor_without_brokers_says_security_is_checked_later(cli_env):
+    result = mqkit("doctor", env=cli_env)
+    assert "[-- ] security  no brokers run now" in result.stdout
+
+
 def test_kill_without_brokers_says_how_to_start(cli_env):
     result = mqkit("kill", "rabbitmq", env=cli_env)
     assert result.returncode == 1

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
 
 from mqkit import clients
+from mqkit.exceptions import DuplicateClientId
 from mqkit.grading import get_check
 from mqkit.widgets import MQTTInbox, MQTTPublisher, MQTTPublisherModel
 
@@ -103,6 +105,28 @@ def test_recreating_an_inbox_with_the_same_key_stops_the_old_thread(brokers, pub
         second.close()
     assert paho_threads(second.model.client_id) == []
     assert key not in clients.workers()
+
+
+def test_two_inboxes_with_one_client_id_stop_fighting_and_say_so(brokers):
+    # Two notebooks (or an old cell and a new one) using one client id: the broker throws
+    # one out each time the other reconnects. The session watch ends the fight and the
+    # inbox shows the cause instead of flickering.
+    root, client_id = unique("t"), unique("dup")
+    first = MQTTInbox(f"{root}/#", brokers, key=unique("inbox"), client_id=client_id)
+    second = MQTTInbox(f"{root}/#", brokers, key=unique("inbox"), client_id=client_id)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+                isinstance(inbox.model.error, DuplicateClientId) for inbox in (first, second)):
+            time.sleep(0.1)  # polling the widgets' state, bounded by the deadline
+        errors = [inbox.model.error for inbox in (first, second)]
+        duplicates = [e for e in errors if isinstance(e, DuplicateClientId)]
+        assert duplicates, errors
+        assert duplicates[0].client_id == client_id
+        assert "client id" in str(duplicates[0])
+    finally:
+        first.close()
+        second.close()
 
 
 def test_recreating_a_publisher_widget_disconnects_the_old_one(brokers):
