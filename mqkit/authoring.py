@@ -16,9 +16,22 @@ The conventions (documented for instructors in ``labs/_src/README.md``):
   ``# Expected output:`` (what the cell prints) or ``# Expected result:`` (how its last
   expression displays, e.g. a self-check verdict), each optionally narrowed to one notebook:
   ``# Expected output (solution):``, ``# Expected result (student):``. The blocks are removed
-  from the code and stored as the cell's outputs in the matching notebook, with an execution
-  count, so ``pytest --nbval`` compares them (after ``labs/nbval-sanitize.cfg``). Cells
-  without one are stored unexecuted: nbval only checks that they run without error.
+  from the code and stored as the cell's outputs, with an execution count, so
+  ``pytest --nbval`` compares them (after ``labs/nbval-sanitize.cfg``). Cells without one are
+  stored unexecuted: nbval only checks that they run without error.
+
+Three notebooks come from each source:
+
+* ``labs/NN-name.ipynb``, the **student** notebook handed out: exercises blank, and like a
+  released nbgrader assignment no stored output and no execution count, so nothing (not a
+  failing self-check's hint, not a prediction table) shows an answer before the student runs
+  it;
+* ``labs/solutions/NN-name.ipynb``, the **solution** notebook, with its expected outputs;
+* ``labs/_test/NN-name.ipynb``, a **test-only** student copy with the student's expected
+  outputs, which nbval runs so the student path is compared and not just executed.
+
+:func:`release` writes what an instructor publishes to students: the student notebooks,
+Binder files and the requirement on mqkit, with no solution anywhere.
 
 Generated notebooks are deterministic (no timestamps, sorted keys, cell ids from positions,
 kernelspec ``python3``), so ``build_labs(check=True)`` detects drift exactly.
@@ -48,6 +61,8 @@ MARKDOWN_PLACEHOLDER = "*Your answer here.*"
 SOURCE_PATTERN = re.compile(r"^\d\d-[a-z0-9][a-z0-9-]*\.py$")
 _EXPECTED = re.compile(r"^# Expected (output|result)(?: \((solution|student)\))?:\s*$")
 VARIANTS = ("student", "solution")
+#: Where the test-only student copies (with expected outputs) go, inside the labs folder.
+TEST_DIR = "_test"
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {"name": "python"}
@@ -55,11 +70,12 @@ LANGUAGE_INFO = {"name": "python"}
 
 @dataclass(frozen=True)
 class Lab:
-    """One lab source and the two notebooks generated from it."""
+    """One lab source and the notebooks generated from it."""
 
     source: Path
     student: Path
     solution: Path
+    test_copy: Path
 
     @property
     def name(self) -> str:
@@ -70,8 +86,26 @@ class Lab:
 def find_labs(labs_dir: Path) -> list[Lab]:
     """All lab sources under ``labs_dir/_src``, sorted, with their notebook paths."""
     sources = sorted(p for p in (labs_dir / "_src").glob("*.py") if SOURCE_PATTERN.match(p.name))
-    return [Lab(p, labs_dir / f"{p.stem}.ipynb", labs_dir / "solutions" / f"{p.stem}.ipynb")
+    return [Lab(p, labs_dir / f"{p.stem}.ipynb", labs_dir / "solutions" / f"{p.stem}.ipynb",
+                labs_dir / TEST_DIR / f"{p.stem}.ipynb")
             for p in sources]
+
+
+def require_labs(labs_dir: Path) -> list[Lab]:
+    """:func:`find_labs`, refusing a folder with no lab sources.
+
+    Raises:
+        ConfigError: ``labs_dir/_src`` holds no ``NN-name.py`` source (a wrong folder or
+            ``--labs``): checking or building nothing must not look like success.
+    """
+    labs = find_labs(labs_dir)
+    if not labs:
+        from mqkit.exceptions import ConfigError
+
+        raise ConfigError(f"No lab sources in {labs_dir / '_src'} (looked for NN-name.py).",
+                          hint="Run from the mqkit checkout, or pass --labs the folder that "
+                               "holds _src/.")
+    return labs
 
 
 def build_labs(labs_dir: Path, check: bool = False) -> list[Path]:
@@ -85,15 +119,20 @@ def build_labs(labs_dir: Path, check: bool = False) -> list[Path]:
 
     Returns:
         The paths written (or removed), or with ``check`` the paths that differ.
+
+    Raises:
+        ConfigError: there are no lab sources under ``labs_dir``.
     """
-    labs = find_labs(labs_dir)
+    labs = require_labs(labs_dir)
     expected: dict[Path, str] = {}
     for lab in labs:
         text = lab.source.read_text(encoding="utf-8")
-        expected[lab.student] = render_notebook(text, "student", lab.name)
+        expected[lab.student] = render_notebook(text, "student", lab.name, with_outputs=False)
         expected[lab.solution] = render_notebook(text, "solution", lab.name)
+        expected[lab.test_copy] = render_notebook(text, "student", lab.name)
     generated = {*labs_dir.glob("[0-9][0-9]-*.ipynb"),
-                 *(labs_dir / "solutions").glob("[0-9][0-9]-*.ipynb")}
+                 *(labs_dir / "solutions").glob("[0-9][0-9]-*.ipynb"),
+                 *(labs_dir / TEST_DIR).glob("[0-9][0-9]-*.ipynb")}
     changed: list[Path] = []
     for path, content in expected.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
@@ -112,8 +151,16 @@ def build_labs(labs_dir: Path, check: bool = False) -> list[Path]:
     return changed
 
 
-def render_notebook(source: str, variant: str, name: str = "lab") -> str:
-    """The notebook JSON for one variant (``student`` or ``solution``) of a lab source."""
+def render_notebook(source: str, variant: str, name: str = "lab", *,
+                    with_outputs: bool = True) -> str:
+    """The notebook JSON for one variant (``student`` or ``solution``) of a lab source.
+
+    Args:
+        source: the lab source (jupytext percent format).
+        variant: ``student`` or ``solution``.
+        name: the lab's name (``NN-name``), for cell ids and messages.
+        with_outputs: store the expected outputs; ``False`` for the handed-out notebook.
+    """
     import nbformat
 
     from mqkit.optional import import_optional
@@ -129,7 +176,8 @@ def render_notebook(source: str, variant: str, name: str = "lab") -> str:
         cell_id = f"{name[:2]}-{index:03d}"
         if cell.cell_type == "code":
             code_number += 1
-            notebook.cells.append(_code_cell(cell, variant, cell_id, code_number, name))
+            notebook.cells.append(_code_cell(cell, variant, cell_id, code_number, name,
+                                             with_outputs))
         elif cell.cell_type == "markdown":
             tags = list(cell.metadata.get("tags", []))
             text = cell.source
@@ -144,7 +192,8 @@ def render_notebook(source: str, variant: str, name: str = "lab") -> str:
     return nbformat.writes(notebook) + "\n"
 
 
-def _code_cell(cell: Any, variant: str, cell_id: str, number: int, name: str) -> Any:
+def _code_cell(cell: Any, variant: str, cell_id: str, number: int, name: str,
+               with_outputs: bool) -> Any:
     import nbformat
 
     tags = list(cell.metadata.get("tags", []))
@@ -156,7 +205,7 @@ def _code_cell(cell: Any, variant: str, cell_id: str, number: int, name: str) ->
         code = strip_solutions(code, variant, where=f"{name} cell {cell_id}")
     new = nbformat.v4.new_code_cell(code, id=cell_id)
     _set_tags(new, _variant_tags(tags, variant, is_exercise))
-    expected = outputs.get(variant, {})
+    expected = outputs.get(variant, {}) if with_outputs else {}
     if expected:
         new.execution_count = number
     if "output" in expected:
@@ -264,3 +313,144 @@ def _stub(region: list[str], indent: str) -> list[str]:
 
 def _drop_stub_lines(region: list[str]) -> list[str]:
     return [line for line in region if not line.strip().startswith(STUB)]
+
+
+# -- what a student could see ----------------------------------------------------------------
+
+#: A solution line is one with at least this many non-blank characters.
+SOLUTION_LINE_MIN = 12
+
+
+def normalize_line(text: str) -> str:
+    """A line with whitespace removed and quotes unified, for comparing code with output."""
+    return re.sub(r"\s+", "", text).replace("'", '"')
+
+
+def solution_lines(source: str) -> set[str]:
+    """The normalized lines the solution adds to exercise cells (at least 12 characters).
+
+    These are what a student must never see before writing them: the leak test looks for
+    each in every output of an untouched student notebook.
+    """
+    import json
+
+    solution = json.loads(render_notebook(source, "solution", "lab", with_outputs=False))
+    student = json.loads(render_notebook(source, "student", "lab", with_outputs=False))
+    found: set[str] = set()
+    for answer, blank in zip(solution["cells"], student["cells"], strict=True):
+        if "solution" not in answer["metadata"].get("tags", []):
+            continue
+        given = {normalize_line(line) for line in _source(blank).splitlines()}
+        for line in _source(answer).splitlines():
+            normal = normalize_line(line)
+            if len(normal) >= SOLUTION_LINE_MIN and normal not in given:
+                found.add(normal)
+    return found
+
+
+def _source(cell: dict[str, Any]) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+# -- the student release ---------------------------------------------------------------------
+
+#: Written into a release so a later release may replace it (and nothing else is overwritten).
+RELEASE_MARKER = ".mqkit-release"
+_BINDER_COPIED = ("apt.txt", "runtime.txt", "start")
+
+
+def release(labs_dir: Path, out_dir: Path, *, requirement: str | None = None) -> list[Path]:
+    """Write what an instructor publishes to students: no solution anywhere in it.
+
+    ``out_dir`` gets the student notebooks (``labs/``, no outputs), a students' README, the
+    Binder files (``binder/``: apt packages, runtime, start, and a ``requirements.txt`` with
+    the requirement on mqkit instead of the repository's editable install), and a top-level
+    ``requirements.txt`` for a laptop.
+
+    Args:
+        labs_dir: the labs folder (holding ``_src/``); ``binder/`` is taken from beside it.
+        out_dir: where to write; empty, missing, or an earlier release.
+        requirement: the pip requirement on mqkit (default: this version of mqkit).
+
+    Returns:
+        The files written.
+
+    Raises:
+        ConfigError: no lab sources, no ``binder/`` beside the labs, an ``out_dir`` that is
+            not empty and not an earlier release, or a solution line found in the release.
+    """
+    import shutil
+
+    from mqkit import __version__
+    from mqkit.exceptions import ConfigError
+
+    labs = require_labs(labs_dir)
+    binder = labs_dir.parent / "binder"
+    if not all((binder / name).is_file() for name in _BINDER_COPIED):
+        raise ConfigError(f"No Binder files ({', '.join(_BINDER_COPIED)}) in {binder}.",
+                          hint="Run from the mqkit checkout (it has binder/).")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / RELEASE_MARKER).exists():
+            raise ConfigError(f"{out_dir} is not empty and holds no earlier release.",
+                              hint="Choose a new folder, or empty this one.")
+        for stale in ("labs", "binder"):
+            shutil.rmtree(out_dir / stale, ignore_errors=True)
+    requirement = requirement or f"mqkit=={__version__}"
+    files: dict[Path, str] = {out_dir / RELEASE_MARKER: "written by `mqkit build-labs --release`\n"}
+    leaks: set[str] = set()
+    rows = []
+    for lab in labs:
+        source = lab.source.read_text(encoding="utf-8")
+        files[out_dir / "labs" / f"{lab.name}.ipynb"] = render_notebook(
+            source, "student", lab.name, with_outputs=False)
+        leaks |= solution_lines(source)
+        rows.append(f"| {lab.name[:2]} | [{lab.name}.ipynb](labs/{lab.name}.ipynb) |")
+    for name in _BINDER_COPIED:
+        files[out_dir / "binder" / name] = (binder / name).read_text(encoding="utf-8")
+    files[out_dir / "binder" / "requirements.txt"] = requirement + "\n"
+    files[out_dir / "binder" / "postBuild"] = (
+        "#!/usr/bin/env bash\n# Binder build step: fail the build now, not in a student's first "
+        "cell,\n# if the brokers cannot run here.\nset -euo pipefail\nmqkit doctor\n")
+    files[out_dir / "requirements.txt"] = requirement + "\n"
+    files[out_dir / "README.md"] = _RELEASE_README.format(rows="\n".join(rows))
+    for path, text in files.items():
+        # The last guard: a stored output, or a solution line in any other file, stops the
+        # release before anything is written.
+        if path.suffix == ".ipynb":
+            if '"outputs": []' not in text or '"output_type"' in text:
+                raise ConfigError(f"{path.name} would ship with stored outputs.",
+                                  hint="This is a bug in mqkit's lab builder.")
+            continue
+        found = [line for line in leaks if line in normalize_line(text)]
+        if found:
+            raise ConfigError(f"{path.name} would show a solution line: {found[0]!r}.",
+                              hint="Move it into a solution region of the lab source.")
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if path.name in ("start", "postBuild"):
+            path.chmod(0o755)
+    return sorted(files)
+
+
+_RELEASE_README = """# Messaging labs
+
+Notebooks that teach messaging with real brokers: RabbitMQ (AMQP 0-9-1, with pika) and
+Mosquitto (MQTT, with paho-mqtt). The `mqkit` package starts the brokers for you.
+
+On your own machine (Python 3.11+; Docker, or `apt-get install rabbitmq-server mosquitto`):
+
+```sh
+pip install -r requirements.txt
+mqkit lab          # starts the brokers and JupyterLab on labs/
+```
+
+On Binder, open this repository with the badge your instructor gives you.
+
+| lab | notebook |
+|---|---|
+{rows}
+
+Run each lab top to bottom; the self-check cells tell you when an exercise is done.
+"""

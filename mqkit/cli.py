@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--labs", default="labs", help="the labs folder (default: ./labs)")
     build.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 when a notebook differs from its source")
+    build.add_argument("--release", default=None, metavar="DIR",
+                       help="write the student release into DIR: student notebooks, Binder "
+                            "files and the requirement on mqkit, no solutions")
+    build.add_argument("--requirement", default=None, metavar="SPEC",
+                       help="with --release: the pip requirement on mqkit (default: this "
+                            "version)")
     grade = sub.add_parser("grade", help="grade submitted notebooks of a lab into a gradebook",
                            description="Run each submission headless in its own vhost, user "
                            "and Mosquitto, check the broker state it left, and write a CSV "
@@ -247,8 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "lab":
             return _lab(args)
         elif args.command == "build-labs":
-            from mqkit.authoring import build_labs
+            from mqkit.authoring import build_labs, release
 
+            if args.release:
+                written = release(Path(args.labs), Path(args.release),
+                                  requirement=args.requirement)
+                print(f"release: {len(written)} files in {args.release} (no solutions)")
+                return 0
             drifted = build_labs(Path(args.labs), check=args.check)
             for path in drifted:
                 print(f"{'differs from its source' if args.check else 'written'}: {path}")

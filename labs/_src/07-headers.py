@@ -205,7 +205,7 @@ self_check("07.express-berlin", endpoints)
 # Expected result (solution):
 # ✔ passed  07.express-berlin: queue 'lab07.berlin-express' receives parcels with destination Berlin and delivery_method express, and nothing else
 # Expected result (student):
-# ✘ not yet  07.express-berlin: queue 'lab07.berlin-express' did not receive a message with headers {'destination': 'Berlin', 'delivery_method': 'express'} Hint: Bind 'lab07.berlin-express' to 'lab07.logistics' with routing_key='' and arguments={'x-match': 'all', 'destination': 'Berlin', 'delivery_method': 'express'}.
+# ✘ not yet  07.express-berlin: queue 'lab07.berlin-express' did not receive a message with headers {'destination': 'Berlin', 'delivery_method': 'express'} Hint: Bind 'lab07.berlin-express' to 'lab07.logistics' with header arguments for both destination and delivery_method; which x-match value makes every one of them required?
 
 # %% [markdown]
 # ### Exercise: predict, then publish

@@ -233,9 +233,9 @@ def _take_probes(conn: Any, queue: str, bound: int, ids: Mapping[str, str],
            "expected": {"alert": "alert", "empty key": "", "any key": "whatever.key"},
            "unexpected": {}, "what": "every notification, whatever its routing key"})
 @check("07.express-berlin", "express parcels to Berlin, and only those",
-       hint="Bind 'lab07.berlin-express' to 'lab07.logistics' with routing_key='' and "
-            "arguments={'x-match': 'all', 'destination': 'Berlin', "
-            "'delivery_method': 'express'}.",
+       hint="Bind 'lab07.berlin-express' to 'lab07.logistics' with header arguments for "
+            "both destination and delivery_method; which x-match value makes every one of "
+            "them required?",
        params={
            "exchange": "lab07.logistics", "queue": "lab07.berlin-express",
            "expected": {"berlin express": {"destination": "Berlin",

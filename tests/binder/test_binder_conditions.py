@@ -37,7 +37,8 @@ WHEELHOUSE = Path(os.environ.get("MQKIT_TEST_WHEELHOUSE", "/var/cache/mqkit-test
 SYSTEM_PYTHON = "/usr/bin/python3"
 #: Wheels the user's venv needs beyond the runtime: the build backend and the lab runner.
 EXTRA = ["hatchling", "editables", "pytest", "nbval", "pytest-timeout", "ipykernel"]
-LABS = ["labs/00-setup.ipynb", "labs/01-connection-channel.ipynb"]
+# The test-only copies: the handed-out notebooks plus expected outputs, so nbval compares.
+LABS = ["labs/_test/00-setup.ipynb", "labs/_test/01-connection-channel.ipynb"]
 IGNORED = shutil.ignore_patterns(".venv", "venv", ".git", "test-artifacts", "__pycache__",
                                  ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
                                  "*.egg-info", "build", "dist", ".ipynb_checkpoints")

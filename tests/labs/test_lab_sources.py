@@ -49,6 +49,24 @@ def test_labs_00_to_03_exist() -> None:
 def test_every_lab_has_a_student_and_a_solution_notebook(lab) -> None:
     assert lab.student.is_file(), f"missing {lab.student}: run `mqkit build-labs`"
     assert lab.solution.is_file(), f"missing {lab.solution}: run `mqkit build-labs`"
+    assert lab.test_copy.is_file(), f"missing {lab.test_copy}: run `mqkit build-labs`"
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
+def test_handed_out_notebook_stores_no_output(lab) -> None:
+    # Like a released nbgrader assignment: nothing shows before the student runs it.
+    for cell in _cells(lab.student):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"{lab.student}: stored output in {cell['id']}"
+            assert cell["execution_count"] is None, f"{lab.student}: count in {cell['id']}"
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
+def test_test_copy_is_the_handed_out_notebook_plus_expected_outputs(lab) -> None:
+    shipped, copy = _cells(lab.student), _cells(lab.test_copy)
+    assert [_text(c) for c in shipped] == [_text(c) for c in copy]
+    assert [c["metadata"] for c in shipped] == [c["metadata"] for c in copy]
+    assert any(c.get("outputs") for c in copy), "the test copy compares nothing"
 
 
 def test_committed_notebooks_match_their_sources() -> None:
@@ -61,12 +79,14 @@ def test_drift_is_detected(tmp_path: Path) -> None:
     (tmp_path / "_src" / "00-setup.py").write_text(source, encoding="utf-8")
     written = build_labs(tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
-        "00-setup.ipynb", "solutions/00-setup.ipynb"]
+        "00-setup.ipynb", "_test/00-setup.ipynb", "solutions/00-setup.ipynb"]
     assert build_labs(tmp_path, check=True) == []
     (tmp_path / "_src" / "00-setup.py").write_text(source + "\n# %%\nprint(1)\n")
-    assert len(build_labs(tmp_path, check=True)) == 2
-    (tmp_path / "_src" / "00-setup.py").unlink()
-    assert len(build_labs(tmp_path, check=True)) == 2  # orphaned notebooks are reported
+    assert len(build_labs(tmp_path, check=True)) == 3
+    (tmp_path / "_src" / "00-setup.py").rename(tmp_path / "_src" / "01-other.py")
+    drifted = {p.relative_to(tmp_path).as_posix() for p in build_labs(tmp_path, check=True)}
+    assert "solutions/00-setup.ipynb" in drifted  # orphaned notebooks are reported
+    assert "_test/00-setup.ipynb" in drifted
 
 
 @pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
@@ -113,7 +133,8 @@ def test_self_checks_are_registered_and_show_their_verdict(lab) -> None:
     assert sorted(set(used)) == [c.id for c in checks_for_lab(lab.name[:2], False)]
     has_exercise = BEGIN in source or 'tags=["solution"]' in source
     student_verdicts, solution_verdicts = [], []
-    for path, verdicts in ((lab.student, student_verdicts), (lab.solution, solution_verdicts)):
+    for path, verdicts in ((lab.test_copy, student_verdicts),
+                           (lab.solution, solution_verdicts)):
         for cell in _cells(path):
             if cell["cell_type"] == "code" and SELF_CHECK.search(_text(cell)):
                 # A stored output makes nbval compare the verdict with the real one.
@@ -126,7 +147,7 @@ def test_self_checks_are_registered_and_show_their_verdict(lab) -> None:
 
 @pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
 def test_cells_terminate_and_outputs_hold_no_secrets(lab) -> None:
-    for path in (lab.student, lab.solution):
+    for path in (lab.student, lab.solution, lab.test_copy):
         for cell in _cells(path):
             code = _text(cell)
             if "start_consuming()" in code:

@@ -1,8 +1,10 @@
-"""Every student and solution notebook runs under nbval against real brokers.
+"""Every lab runs under nbval against real brokers, on the student and the solution path.
 
 nbval compares the outputs stored in a notebook (the ``# Expected output`` blocks of the
 lab sources: received messages, check results) after ``labs/nbval-sanitize.cfg``, and
-checks that every other cell runs without error.
+checks that every other cell runs without error. The handed-out student notebook stores no
+output, so the student path runs from its test-only copy (``labs/_test/``), which holds the
+student's expected outputs; the copy's code is the handed-out notebook's, cell for cell.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from tests.labs.conftest import LABS, run_nbval
 
 pytestmark = [pytest.mark.integration, pytest.mark.labs]
 
-NOTEBOOKS = [path for lab in find_labs(LABS) for path in (lab.student, lab.solution)]
+NOTEBOOKS = [path for lab in find_labs(LABS) for path in (lab.test_copy, lab.solution)]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS,

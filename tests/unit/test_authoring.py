@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,67 @@ def test_expected_output_must_end_the_cell() -> None:
         split_expected_output("print(1)\n# Expected output:\n# 1\nprint(2)")
     with pytest.raises(ValueError, match="two expected outputs"):
         split_expected_output("x\n# Expected output:\n# 1\n# Expected output (student):\n# 2")
+
+
+# -- nothing given away ----------------------------------------------------------------------
+
+LABS_DIR = Path(__file__).resolve().parents[2] / "labs"
+
+
+def test_build_labs_refuses_a_folder_without_sources(tmp_path):
+    from mqkit.authoring import build_labs
+    from mqkit.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="No lab sources") as info:
+        build_labs(tmp_path, check=True)
+    assert "--labs" in str(info.value)
+
+
+def test_build_labs_check_exits_non_zero_from_the_wrong_folder(tmp_path):
+    from mqkit.cli import main
+
+    assert main(["build-labs", "--check", "--labs", str(tmp_path)]) == 1
+
+
+def test_solution_lines_are_what_the_solution_adds():
+    from mqkit.authoring import normalize_line, solution_lines
+
+    source = ("# %%\nx = 1\n### BEGIN SOLUTION\nchannel.queue_bind('q', 'ex', routing_key='a.#')\n"
+              "ok = True\n### END SOLUTION\n")
+    lines = solution_lines(source)
+    assert normalize_line('channel.queue_bind("q", "ex", routing_key="a.#")') in lines
+    assert "ok=True" not in lines  # shorter than 12 characters
+
+
+def test_release_holds_no_solution(tmp_path):
+    import json
+
+    from mqkit.authoring import find_labs, normalize_line, release, solution_lines
+
+    out = tmp_path / "release"
+    written = release(LABS_DIR, out, requirement="mqkit==9.9")
+    names = {p.relative_to(out).as_posix() for p in written}
+    assert {"README.md", "requirements.txt", "binder/requirements.txt", "binder/postBuild",
+            "binder/apt.txt", "binder/start", "binder/runtime.txt"} <= names
+    assert not any("solution" in p.relative_to(out).as_posix().lower() for p in out.rglob("*"))
+    assert (out / "binder" / "requirements.txt").read_text() == "mqkit==9.9\n"
+    assert "set -euo pipefail" in (out / "binder" / "postBuild").read_text()
+    assert "pip install -e" not in (out / "binder" / "postBuild").read_text()
+    leaks = set().union(*(solution_lines(lab.source.read_text()) for lab in find_labs(LABS_DIR)))
+    assert leaks, "the labs have exercises"
+    for lab in find_labs(LABS_DIR):
+        notebook = json.loads((out / "labs" / f"{lab.name}.ipynb").read_text())
+        assert all(not c.get("outputs") for c in notebook["cells"])
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix != ".ipynb":
+            text = normalize_line(path.read_text())
+            assert not [line for line in leaks if line in text], path
+    # A later release replaces the earlier one; an unrelated folder is never overwritten.
+    assert release(LABS_DIR, out) == written
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "thesis.tex").write_text("mine")
+    from mqkit.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="not empty"):
+        release(LABS_DIR, stranger)
