@@ -20,7 +20,7 @@ from mqkit import clients
 from mqkit.exceptions import ConnectionLost
 from mqkit.routing import validate_topic_name
 from mqkit.widgets.mqtt_qos import QOS_MEANING, check_qos
-from mqkit.widgets.publish_form import PublishForm
+from mqkit.widgets.publish_form import LABEL_STYLE, PublishForm, wide_layout
 
 if TYPE_CHECKING:
     from mqkit.endpoints import Endpoints
@@ -160,10 +160,12 @@ class MQTTPublisher(PublishForm):
                  payload: str = "", qos: int = 0, retain: bool = False,
                  key: str | None = "mqtt-publisher") -> None:
         self.model = MQTTPublisherModel(endpoints_or_url, key=key)
-        self.topic = widgets.Text(topic, description="topic", placeholder="e.g. home/kitchen")
-        self.payload = widgets.Textarea(payload, description="payload", rows=2)
+        self.topic = widgets.Text(topic, description="topic", placeholder="e.g. home/kitchen",
+                                  style=LABEL_STYLE, layout=wide_layout())
+        self.payload = widgets.Textarea(payload, description="payload", rows=2,
+                                        style=LABEL_STYLE, layout=wide_layout())
         self.qos = widgets.Dropdown(options=[(f"{q} — {m}", q) for q, m in QOS_MEANING.items()],
-                                    value=check_qos(qos), description="QoS")
+                                    value=check_qos(qos), description="QoS", style=LABEL_STYLE)
         self.retain = widgets.Checkbox(retain, description="retain", indent=False)
         self.button = widgets.Button(description="Publish", button_style="primary",
                                      icon="paper-plane")

@@ -11,6 +11,20 @@ T = TypeVar("T")
 
 #: How many results a form keeps below its button.
 KEPT_RESULTS = 10
+#: A field's label as wide as its text (the default 80 px cut "content type" to "content ty…").
+LABEL_STYLE = {"description_width": "initial"}
+#: How many characters a wide field shows at least, its label included: a lab's topic such as
+#: ``lab10/run-3c57b2/sensors/kitchen/temperature`` (45) fits with room to spare.
+WIDE_CHARS = 64
+
+
+def wide_layout() -> widgets.Layout:
+    """The layout of a field that holds names or text: the form's width, at least ``WIDE_CHARS``.
+
+    ``auto``, not ``100%``: the flex column stretches the field to the form minus its margin,
+    where ``100%`` pushed the box's right border out of the cell.
+    """
+    return widgets.Layout(width="auto", min_width=f"{WIDE_CHARS}ch")
 
 
 class PublishForm(widgets.VBox):

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 
 from mqkit import clients
 from mqkit.exceptions import ConfigError, ConnectionLost
-from mqkit.widgets.publish_form import PublishForm
+from mqkit.widgets.publish_form import LABEL_STYLE, PublishForm, wide_layout
 
 if TYPE_CHECKING:
     from mqkit.endpoints import Endpoints
@@ -238,17 +238,20 @@ class Publisher(PublishForm):
                  key: str | None = "publisher") -> None:
         self.model = PublisherModel(endpoints_or_url, key=key)
         self.exchange = widgets.Text(exchange, description="exchange",
-                                     placeholder="'' = default exchange")
-        self.routing_key = widgets.Text(routing_key, description="routing key")
+                                     placeholder="'' = default exchange", style=LABEL_STYLE,
+                                     layout=wide_layout())
+        self.routing_key = widgets.Text(routing_key, description="routing key",
+                                        style=LABEL_STYLE, layout=wide_layout())
         self.headers = widgets.Textarea(description="headers",
                                         placeholder="key=value per line, or a JSON object",
-                                        rows=2)
-        self.body = widgets.Textarea(body, description="body", rows=3)
+                                        rows=2, style=LABEL_STYLE, layout=wide_layout())
+        self.body = widgets.Textarea(body, description="body", rows=3, style=LABEL_STYLE,
+                                     layout=wide_layout())
         self.persistent = widgets.Checkbox(False, description="persistent", indent=False)
         self.mandatory = widgets.Checkbox(True, description="mandatory (report unroutable)",
                                           indent=False)
         self.content_type = widgets.Combobox(value="text/plain", options=CONTENT_TYPES,
-                                             description="content type")
+                                             description="content type", style=LABEL_STYLE)
         self.button = widgets.Button(description="Publish", button_style="primary",
                                      icon="paper-plane")
         self.output = widgets.Output()

@@ -1,3 +1,4 @@
+import re
 import threading
 import time
 import uuid
@@ -207,9 +208,64 @@ def test_broker_panel_starts_restarts_and_stops_its_own_brokers(tmp_path):
         assert ":***@" in panel.table.value  # the password is not shown
         panel.which.value = "mosquitto"
         panel.buttons["restart"].click()
+        assert panel.wait(120)  # a restart goes on in the background
         assert "restarted mosquitto" in panel.message.value
         assert panel.table.value.count(">running<") == 2
     finally:
         panel.buttons["stop"].click()
     assert ">running<" not in panel.table.value
     assert "stopped" in panel.message.value
+
+
+def pids(status) -> dict[str, str]:
+    """Each broker's ``pid N`` (the process backend's detail reads ``pid N, port P``)."""
+    return {s.broker: s.detail.split(",")[0] for s in status["brokers"]}
+
+
+def test_broker_panel_shows_a_restart_in_progress_and_stays_free(broker_factory):
+    backend = broker_factory("process")  # brokers of this test's own: they get restarted
+    panel = BrokerPanel(backend="process", state_dir=str(backend.settings.state_dir))
+    try:
+        before = pids(panel.model.status())
+        assert all(pid.startswith("pid ") for pid in before.values()), before
+        panel.which.value = "all"
+        clicked = time.monotonic()
+        panel.buttons["restart"].click()
+        assert time.monotonic() - clicked < 2  # the kernel is not held for the restart
+        assert all(control.disabled for control in (*panel.buttons.values(), panel.which))
+        seen = []
+        while panel.model.restarting.is_running and time.monotonic() - clicked < 120:
+            seen.append((panel.table.value, panel.message.value))
+            time.sleep(0.2)
+        assert panel.wait(30)
+
+        first_table, first_message = seen[0]
+        assert re.search(r"restarting… \d+ s", first_table), first_table
+        assert re.search(r"restarting all… \d+ s", first_message), first_message
+        for table, _message in seen:  # the old brokers are never shown as running
+            assert not any(f"{pid}," in table for pid in before.values()), table
+        elapsed = {int(m) for _table, message in seen
+                   for m in re.findall(r"restarting all… (\d+) s", message)}
+        assert len(elapsed) >= 2, elapsed  # the count went on while the restart ran
+
+        after = pids(panel.model.status())
+        assert after.keys() == before.keys()
+        assert all(after[name] != before[name] for name in before), (before, after)
+        assert panel.table.value.count(">running<") == 2
+        assert "restarting" not in panel.table.value
+        assert re.fullmatch(r"restarted all in \d+ s", panel.message.value)
+        assert not any(control.disabled for control in (*panel.buttons.values(), panel.which))
+    finally:
+        panel.close()
+        backend.stop()
+
+
+def test_broker_panel_shows_a_failed_restart_in_one_line(tmp_path):
+    panel = BrokerPanel(backend="process", state_dir=str(tmp_path))  # nothing started here
+    panel.buttons["restart"].click()
+    assert panel.wait(30)
+    assert ("restart all failed: The process backend has no brokers running. Hint: Start them "
+            "with mqkit.start_brokers() or `mqkit up`.") in panel.message.value
+    assert "Traceback" not in panel.message.value
+    assert "\n" not in panel.message.value
+    assert not any(button.disabled for button in panel.buttons.values())
