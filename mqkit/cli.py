@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds one cell may run (a notebook gets 5x that in all)")
     grade.add_argument("--checks", default=None, metavar="EXTRA.py",
                        help="a Python file with the instructor's extra (hidden) checks")
+    grade.add_argument("--hint-level", type=int, default=1, metavar="N",
+                       help="hint levels per unmet check in the feedback (default 1: the "
+                            "concept only; the last level shows code)")
     grade.add_argument("--backend", choices=BACKENDS, default=None,
                        help="where the instructor's brokers come from")
     return parser
@@ -217,6 +220,7 @@ def _grade(args: argparse.Namespace) -> int:
     collect(lab, args.submissions)
     gradebook = grade(args.lab, args.submissions, out=args.out, feedback_dir=args.feedback,
                       workers=args.workers, timeout=args.timeout, extra_checks=extra,
+                      hint_level=args.hint_level,
                       broker=launcher.start_brokers(args.backend))
     for line in summary_lines(gradebook):
         print(line)

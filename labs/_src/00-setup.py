@@ -107,6 +107,10 @@ except mqkit.MQKitError as error:
 # Every lab ends its exercises with cells like this one. It looks at the real broker and
 # shows one line: `✔ passed`, or `✘ not yet` with a hint. It never raises, so the notebook
 # runs on. (Keep `self_check(...)` as the last line of its cell, so its verdict shows.)
+#
+# The first hint names what is missing, in terms of the idea, not the code. Stuck? Ask for
+# the next, more concrete level with `hint=2` (for example
+# `self_check("00.brokers-reachable", endpoints, hint=2)`); only the last level shows code.
 
 # %%
 from mqkit.grading import self_check

@@ -189,7 +189,7 @@ self_check("01.own-connection", endpoints)
 # Expected result (solution):
 # ✔ passed  01.own-connection: queue 'lab01.hello' holds 1 message
 # Expected result (student):
-# ✘ not yet  01.own-connection: there is no queue 'lab01.hello' Hint: Open a BlockingConnection from pika.URLParameters(endpoints.amqp_url), declare the queue on a channel, publish one message to it, then close the connection.
+# ✘ not yet  01.own-connection: there is no queue 'lab01.hello' Hint: The queue did not get a message over a connection of yours: a message needs a connection, a channel on it, a queue to land in, and a publish. (more: hint=2)
 
 # %% [markdown]
 # ## Summary

@@ -195,7 +195,7 @@ self_check("02.quorum-queue", endpoints)
 # Expected result (solution):
 # ✔ passed  02.quorum-queue: queue 'lab02.quorum' is a durable quorum queue
 # Expected result (student):
-# ✘ not yet  02.quorum-queue: there is no queue 'lab02.quorum' Hint: Quorum queues are always durable: queue_declare(queue=..., durable=True, arguments={'x-queue-type': 'quorum'}).
+# ✘ not yet  02.quorum-queue: there is no queue 'lab02.quorum' Hint: A quorum queue is a different queue type, chosen when the queue is declared: where do queue arguments go? (more: hint=2)
 
 # %% [markdown]
 # ## Durability, for real
@@ -230,7 +230,7 @@ self_check("02.durable-queue", endpoints)
 # Expected result (solution):
 # ✔ passed  02.durable-queue: queue 'lab02.orders' is a durable classic queue
 # Expected result (student):
-# ✘ not yet  02.durable-queue: there is no queue 'lab02.orders' Hint: Declare the queue with channel.queue_declare(queue=..., durable=True).
+# ✘ not yet  02.durable-queue: there is no queue 'lab02.orders' Hint: A queue that must outlive a broker restart has to be declared as such: which property of a queue says so? (more: hint=2)
 
 # %% [markdown]
 # ### Exercise 3: a persistent message
@@ -298,7 +298,7 @@ self_check("02.survives-restart", endpoints)
 # Expected result (solution):
 # ✔ passed  02.survives-restart: queue 'lab02.orders' holds a persistent message
 # Expected result (student):
-# ✘ not yet  02.survives-restart: there is no queue 'lab02.orders' Hint: Publish to the durable queue with properties=pika.BasicProperties(delivery_mode=2) before the broker restarts.
+# ✘ not yet  02.survives-restart: there is no queue 'lab02.orders' Hint: A durable queue keeps its messages across a restart only if the messages themselves are marked to be written to disk: which message property is that? (more: hint=2)
 
 # %% [markdown]
 # ## Summary

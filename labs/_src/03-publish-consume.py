@@ -102,12 +102,13 @@ print("the inbox received", inbox.model.count, "messages")
 
 # %% [markdown]
 # The topology picture is drawn from the broker's management API: exchanges on the left,
-# queues on the right, with how many messages wait in each. The inbox consumes as fast as
-# messages come, so `lab03.live` shows 0.
-# Click *Refresh* after publishing to redraw it.
+# queues on the right, with how many messages wait in each. This lab publishes through the
+# default exchange `""`, which RabbitMQ binds to every queue by the queue's own name: that is
+# why `routing_key='my_queue'` reaches `my_queue`. The inbox consumes as fast as messages
+# come, so `lab03.live` shows 0. Click *Refresh* after publishing to redraw it.
 
 # %%
-TopologyView(endpoints)
+TopologyView(endpoints, prefix=("lab03.", "my_queue"), include_default=True)
 
 # %%
 inbox.close()  # stops the background consumer and its connection
@@ -190,7 +191,7 @@ self_check("03.all-acked", endpoints)
 # Expected result (solution):
 # ✔ passed  03.all-acked: queue 'lab03.tasks' is empty: every message was acknowledged
 # Expected result (student):
-# ✘ not yet  03.all-acked: 3 messages went back to queue 'lab03.tasks' Hint: Consume with auto_ack=False and call ch.basic_ack(delivery_tag=method.delivery_tag) for each message before the channel closes.
+# ✘ not yet  03.all-acked: 3 messages went back to queue 'lab03.tasks' Hint: Messages went back to the queue or still wait there: a consumer that takes a message must also tell the broker it is done with it. (more: hint=2)
 
 # %% [markdown]
 # ## Work queues: two consumers, fair dispatch

@@ -109,7 +109,7 @@ print("the inbox received", inbox.model.count, "messages")
 # their keys), the queues on the right. *Refresh* redraws it.
 
 # %%
-TopologyView(endpoints)
+TopologyView(endpoints, prefix="lab04.")
 
 # %%
 inbox.close()  # stops the background consumer
@@ -163,7 +163,7 @@ self_check("04.ticker-bindings", endpoints)
 # Expected result (solution):
 # ✔ passed  04.ticker-bindings: queue 'lab04.portfolio' receives AAPL and MSFT prices, and nothing else
 # Expected result (student):
-# ✘ not yet  04.ticker-bindings: queue 'lab04.portfolio' did not receive a message with routing key 'AAPL' Hint: Declare 'lab04.portfolio' (durable) and bind it to 'lab04.stocks' twice: queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='AAPL'), then the same with routing_key='MSFT'.
+# ✘ not yet  04.ticker-bindings: queue 'lab04.portfolio' did not receive a message with routing key 'AAPL' Hint: A direct exchange delivers a message to the queues bound with exactly its routing key: how can one queue receive two different keys? (more: hint=2)
 
 # %% [markdown]
 # ### Exercise: predict, then publish

@@ -112,7 +112,7 @@ print("the inbox received", inbox.model.count, "messages")
 # the inbox received 3 messages
 
 # %%
-TopologyView(endpoints)
+TopologyView(endpoints, prefix="lab05.")
 
 # %%
 inbox.close()
@@ -173,7 +173,7 @@ self_check("05.topic-bindings", endpoints)
 # Expected result (solution):
 # ✔ passed  05.topic-bindings: queue 'lab05.my-feed' receives every sports post and every post ending in technology, and nothing else
 # Expected result (student):
-# ✘ not yet  05.topic-bindings: queue 'lab05.my-feed' did not receive a message with routing key 'sports' Hint: Bind 'lab05.my-feed' to 'lab05.blog' with routing_key='sports.#' and again with routing_key='#.technology'.
+# ✘ not yet  05.topic-bindings: queue 'lab05.my-feed' did not receive a message with routing key 'sports' Hint: The feed did not receive a message routed with sports or technology: which binding key pattern matches every key that starts with sports, and which every key that ends with technology? (more: hint=2)
 
 # %% [markdown]
 # ### Exercise: predict, then publish

@@ -98,7 +98,7 @@ print("one message published, the inbox received", inbox.model.count)
 # one message published, the inbox received 4
 
 # %%
-TopologyView(endpoints)
+TopologyView(endpoints, prefix="lab06.")
 
 # %%
 inbox.close()
@@ -188,7 +188,7 @@ self_check("06.new-subscriber", endpoints)
 # Expected result (solution):
 # ✔ passed  06.new-subscriber: queue 'lab06.user-E' receives every notification, whatever its routing key, and nothing else
 # Expected result (student):
-# ✘ not yet  06.new-subscriber: queue 'lab06.user-E' did not receive a message with routing key 'alert' Hint: Declare 'lab06.user-E' (durable) and bind it to 'lab06.notifications' (no routing key needed: fanout ignores it).
+# ✘ not yet  06.new-subscriber: queue 'lab06.user-E' did not receive a message with routing key 'alert' Hint: A fanout exchange copies every message to each queue bound to it: is user E's queue bound yet? (more: hint=2)
 
 # %% [markdown]
 # ### Exercise: predict, then publish

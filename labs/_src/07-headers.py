@@ -128,7 +128,7 @@ print("one parcel, the inbox received", inbox.model.count)
 # one parcel, the inbox received 2
 
 # %%
-TopologyView(endpoints)
+TopologyView(endpoints, prefix="lab07.")
 
 # %%
 inbox.close()
@@ -205,7 +205,7 @@ self_check("07.express-berlin", endpoints)
 # Expected result (solution):
 # ✔ passed  07.express-berlin: queue 'lab07.berlin-express' receives parcels with destination Berlin and delivery_method express, and nothing else
 # Expected result (student):
-# ✘ not yet  07.express-berlin: queue 'lab07.berlin-express' did not receive a message with headers {'destination': 'Berlin', 'delivery_method': 'express'} Hint: Bind 'lab07.berlin-express' to 'lab07.logistics' with header arguments for both destination and delivery_method; which x-match value makes every one of them required?
+# ✘ not yet  07.express-berlin: queue 'lab07.berlin-express' did not receive a message with headers {'destination': 'Berlin', 'delivery_method': 'express'} Hint: A headers exchange routes on header values, not on the routing key: the queue must require both the destination and the delivery method. (more: hint=2)
 
 # %% [markdown]
 # ### Exercise: predict, then publish

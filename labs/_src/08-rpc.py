@@ -188,7 +188,7 @@ self_check("08.rpc-server", endpoints)
 # Expected result (solution):
 # ✔ passed  08.rpc-server: the server answered '10' with '55' and the request's correlation_id
 # Expected result (student):
-# ✘ not yet  08.rpc-server: no reply within 3 s to a request sent to 'lab08.requests' Hint: In answer(), publish the response to properties.reply_to through the default exchange, with pika.BasicProperties(correlation_id=properties.correlation_id).
+# ✘ not yet  08.rpc-server: no reply within 3 s to a request sent to 'lab08.requests' Hint: The client waits on its own reply queue and matches answers by id: does your server send the answer where the request said, tagged with the request's id? (more: hint=2)
 
 # %% [markdown]
 # ## Direct reply-to: no reply queue at all

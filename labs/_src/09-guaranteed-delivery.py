@@ -87,7 +87,7 @@ self_check("09.survives-restart", endpoints)
 # Expected result (solution):
 # ✔ passed  09.survives-restart: queue 'lab09.orders' holds a persistent message
 # Expected result (student):
-# ✘ not yet  09.survives-restart: there is no queue 'lab09.orders' Hint: Declare lab09.orders with durable=True and publish with pika.BasicProperties(delivery_mode=2) before the restart.
+# ✘ not yet  09.survives-restart: there is no queue 'lab09.orders' Hint: After the restart the message was gone: both the queue and the message must be made to survive, and the publish confirmed. (more: hint=2)
 
 # %% [markdown]
 # ## Publisher confirms
@@ -206,7 +206,7 @@ self_check("09.dead-lettered", endpoints)
 # Expected result (solution):
 # ✔ passed  09.dead-lettered: queue 'lab09.dead' holds a message dead-lettered as 'rejected'
 # Expected result (student):
-# ✘ not yet  09.dead-lettered: queue 'lab09.dead' holds 0 messages, expected at least 1 Hint: Reject the message with channel.basic_reject(delivery_tag=..., requeue=False): the queue's x-dead-letter-exchange then routes it to lab09.dead.
+# ✘ not yet  09.dead-lettered: queue 'lab09.dead' holds 0 messages, expected at least 1 Hint: A message the consumer refuses can be dead-lettered instead of lost or redelivered: how does a consumer refuse a message for good? (more: hint=2)
 
 # %% [markdown]
 # ## Dead letters by expiry (TTL)

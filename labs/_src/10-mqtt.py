@@ -380,7 +380,7 @@ self_check("10.retained-message", endpoints)
 # Expected result (solution):
 # ✔ passed  10.retained-message: a new subscription to 'lab10/config/greeting' receives the retained message 'Hello, MQTT!'
 # Expected result (student):
-# ✘ not yet  10.retained-message: a new subscription to 'lab10/config/greeting' received no retained message Hint: Publish with retain=True: client.publish(topic, payload, qos=1, retain=True).
+# ✘ not yet  10.retained-message: a new subscription to 'lab10/config/greeting' received no retained message Hint: A new subscriber gets a topic's last message at once only if the broker was asked to keep it: which publish flag is that? (more: hint=2)
 
 # %% [markdown]
 # ## Watch messages move: MQTT widgets
@@ -523,7 +523,7 @@ self_check("10.last-will", endpoints)
 # Expected result (solution):
 # ✔ passed  10.last-will: the broker published the last will: 'lab10/devices/sensor-1/status' now retains 'offline'
 # Expected result (student):
-# ✘ not yet  10.last-will: 'lab10/devices/sensor-1/status' retains 'online', not the will 'offline': the client is still connected, or it said goodbye with disconnect() (which discards the will) Hint: will_set(topic, 'offline', qos=1, retain=True) before connect(); then kill the client (not disconnect()).
+# ✘ not yet  10.last-will: 'lab10/devices/sensor-1/status' retains 'online', not the will 'offline': the client is still connected, or it said goodbye with disconnect() (which discards the will) Hint: The broker publishes a client's last will only when the client disappears without saying goodbye: was a will set before connecting, and did the client vanish? (more: hint=2)
 
 # %% [markdown]
 # ## Persistent sessions: messages that wait for you (MQTT 3.1.1)
@@ -561,7 +561,7 @@ self_check("10.persistent-session", endpoints)
 # Expected result (solution):
 # ✔ passed  10.persistent-session: the session of 'lab10-worker' kept all 5 messages published to 'lab10/jobs/#' while it was away (QoS 1)
 # Expected result (student):
-# ✘ not yet  10.persistent-session: Mosquitto keeps no session for client id 'lab10-worker': connect it with clean_session=False and subscribe before publishing Hint: Connect the worker with a fixed client id and clean_session=False, subscribe at QoS 1, disconnect, then publish the jobs at QoS 1.
+# ✘ not yet  10.persistent-session: Mosquitto keeps no session for client id 'lab10-worker': connect it with clean_session=False and subscribe before publishing Hint: Messages published while a subscriber is away are kept only for a session the broker remembers: what makes a session persistent? (more: hint=2)
 
 # %% [markdown]
 # The worker comes back with the same client id and `clean_session=False`, and receives

@@ -98,8 +98,11 @@ def _settle(read: Callable[[], T], is_done: Callable[[T], bool]) -> T:
 
 
 @check("00.brokers-reachable", "the brokers answer",
-       hint="Run the cell with mqkit.start_brokers() first; `mqkit doctor` tells what is "
-            "missing.")
+       hint=('A check can only look at brokers that run: have you started them in '
+              'this notebook?',
+             'Run the first code cell, the one that calls mqkit.start_brokers(); '
+              '`mqkit doctor` in a terminal tells what is missing when it fails.',
+             'endpoints = mqkit.start_brokers()'))
 def brokers_reachable(endpoints: Endpoints) -> str:
     """RabbitMQ accepts the AMQP URL's credentials; the management API and Mosquitto answer."""
     from mqkit.brokers.readiness import probe_amqp, probe_management, probe_mqtt
@@ -116,8 +119,18 @@ def brokers_reachable(endpoints: Endpoints) -> str:
 
 
 @check("01.own-connection", "a message published over your own connection",
-       hint="Open a BlockingConnection from pika.URLParameters(endpoints.amqp_url), declare "
-            "the queue on a channel, publish one message to it, then close the connection.",
+       hint=('The queue did not get a message over a connection of yours: a message '
+              'needs a connection, a channel on it, a queue to land in, and a '
+              'publish.',
+             'Build the connection parameters from endpoints.amqp_url, open a '
+              'channel, declare the queue named in the exercise, publish one message '
+              'to it through the default exchange, then close the connection.',
+             'connection = '
+              'pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url)); '
+              'channel = connection.channel(); '
+              "channel.queue_declare(queue='lab01.hello', durable=True); "
+              "channel.basic_publish(exchange='', routing_key='lab01.hello', "
+              "body='Hello'); connection.close()"),
        params={"queue": "lab01.hello"})
 def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> str:
     """The queue exists and holds at least ``at_least`` ready messages."""
@@ -134,11 +147,20 @@ def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> s
 
 
 @check("02.durable-queue", "a durable queue",
-       hint="Declare the queue with channel.queue_declare(queue=..., durable=True).",
+       hint=('A queue that must outlive a broker restart has to be declared as such: '
+              'which property of a queue says so?',
+             "Declare the queue again with the durability flag set (a queue's "
+              'properties are fixed when it is first declared: delete it first if it '
+              'exists without it).',
+             "channel.queue_declare(queue='lab02.orders', durable=True)"),
        params={"queue": "lab02.orders"})
 @check("02.quorum-queue", "a quorum queue",
-       hint="Quorum queues are always durable: queue_declare(queue=..., durable=True, "
-            "arguments={'x-queue-type': 'quorum'}).",
+       hint=('A quorum queue is a different queue type, chosen when the queue is '
+              'declared: where do queue arguments go?',
+             'Pass the x-queue-type argument with the value quorum; quorum queues '
+              'are always durable, so declare it durable too.',
+             "channel.queue_declare(queue='lab02.quorum', durable=True, "
+              "arguments={'x-queue-type': 'quorum'})"),
        params={"queue": "lab02.quorum", "queue_type": "quorum"})
 def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = None) -> str:
     """The queue exists, is durable, not exclusive, and (optionally) of ``queue_type``."""
@@ -157,8 +179,13 @@ def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = Non
 
 
 @check("02.survives-restart", "a persistent message survives a restart",
-       hint="Publish to the durable queue with properties=pika.BasicProperties(delivery_mode=2) "
-            "before the broker restarts.",
+       hint=('A durable queue keeps its messages across a restart only if the '
+              'messages themselves are marked to be written to disk: which message '
+              'property is that?',
+             'Publish to the durable queue with the persistent delivery mode (2) in '
+              'the message properties, before the broker restarts.',
+             "channel.basic_publish('', 'lab02.orders', body, "
+              'properties=pika.BasicProperties(delivery_mode=2))'),
        points=2, params={"queue": "lab02.orders"})
 def persistent_message(endpoints: Endpoints, queue: str) -> str:
     """The queue holds a message published with ``delivery_mode=2`` (it is put back)."""
@@ -176,8 +203,12 @@ def persistent_message(endpoints: Endpoints, queue: str) -> str:
 
 
 @check("03.all-acked", "every task acknowledged",
-       hint="Consume with auto_ack=False and call ch.basic_ack(delivery_tag=method.delivery_tag) "
-            "for each message before the channel closes.",
+       hint=('Messages went back to the queue or still wait there: a consumer that '
+              'takes a message must also tell the broker it is done with it.',
+             'Consume with manual acknowledgements (auto_ack off) and acknowledge '
+              'each message by its delivery tag, before the channel closes.',
+             'ch.basic_ack(delivery_tag=method.delivery_tag)  # in the callback, '
+              'with auto_ack=False'),
        points=2, params={"queue": "lab03.tasks"})
 def all_acked(endpoints: Endpoints, queue: str) -> str:
     """The queue exists, no message waits in it, and no consumer holds one unacknowledged."""

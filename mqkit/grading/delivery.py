@@ -22,8 +22,14 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 @check("08.rpc-server", "an RPC server that answers",
-       hint="In answer(), publish the response to properties.reply_to through the default "
-            "exchange, with pika.BasicProperties(correlation_id=properties.correlation_id).",
+       hint=('The client waits on its own reply queue and matches answers by id: '
+              'does your server send the answer where the request said, tagged with '
+              "the request's id?",
+             "In answer(), publish the response to the queue named in the request's "
+              "reply_to property, through the default exchange, copying the request's "
+              'correlation_id.',
+             "ch.basic_publish('', properties.reply_to, response, "
+              'properties=pika.BasicProperties(correlation_id=properties.correlation_id))'),
        points=2, params={"queue": "lab08.requests", "request": "10", "expected": "55"})
 def rpc_server_answers(endpoints: Endpoints, queue: str, request: str, expected: str) -> str:
     """A server consuming ``queue`` answers ``request`` with ``expected`` to ``reply_to``."""
@@ -57,8 +63,11 @@ def rpc_server_answers(endpoints: Endpoints, queue: str, request: str, expected:
 
 
 @check("09.dead-lettered", "a rejected message in the dead-letter queue",
-       hint="Reject the message with channel.basic_reject(delivery_tag=..., requeue=False): "
-            "the queue's x-dead-letter-exchange then routes it to lab09.dead.",
+       hint=('A message the consumer refuses can be dead-lettered instead of lost or '
+              'redelivered: how does a consumer refuse a message for good?',
+             "Reject the message without requeueing it; the queue's "
+              'x-dead-letter-exchange then routes it to lab09.dead.',
+             'channel.basic_reject(delivery_tag=method.delivery_tag, requeue=False)'),
        params={"queue": "lab09.dead", "reason": "rejected"})
 def dead_lettered(endpoints: Endpoints, queue: str, reason: str) -> str:
     """``queue`` holds a message dead-lettered for ``reason`` (its ``x-death`` header)."""
@@ -80,6 +89,11 @@ def dead_lettered(endpoints: Endpoints, queue: str, reason: str) -> str:
 
 # Lab 02's check function, applied to lab 09's queue.
 check("09.survives-restart", "a confirmed persistent message survives a restart",
-      hint="Declare lab09.orders with durable=True and publish with "
-           "pika.BasicProperties(delivery_mode=2) before the restart.",
+      hint=('After the restart the message was gone: both the queue and the message '
+             'must be made to survive, and the publish confirmed.',
+            'Declare lab09.orders durable and publish with the persistent delivery '
+             'mode, with confirms on, before the restart.',
+            "channel.queue_declare(queue='lab09.orders', durable=True); "
+             "channel.basic_publish('', 'lab09.orders', body, "
+             'properties=pika.BasicProperties(delivery_mode=2))'),
       params={"queue": "lab09.orders"})(persistent_message)

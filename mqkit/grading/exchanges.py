@@ -207,17 +207,26 @@ def _take_probes(conn: Any, queue: str, bound: int, ids: Mapping[str, str],
 
 
 @check("04.ticker-bindings", "a portfolio queue bound to two tickers",
-       hint="Declare 'lab04.portfolio' (durable) and bind it to 'lab04.stocks' twice: "
-            "queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='AAPL'), "
-            "then the same with routing_key='MSFT'.",
+       hint=('A direct exchange delivers a message to the queues bound with exactly '
+              'its routing key: how can one queue receive two different keys?',
+             'Declare the portfolio queue and bind it to the stocks exchange once '
+              'per ticker it should receive: one binding for AAPL, another for MSFT.',
+             "channel.queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', "
+              "routing_key='AAPL'); the same with routing_key='MSFT'"),
        params={
            "exchange": "lab04.stocks", "queue": "lab04.portfolio",
            "expected": {"AAPL": "AAPL", "MSFT": "MSFT"},
            "unexpected": {"GOOG": "GOOG", "aapl": "aapl", "": ""},
            "what": "AAPL and MSFT prices"})
 @check("05.topic-bindings", "a feed of sports posts and technology posts",
-       hint="Bind 'lab05.my-feed' to 'lab05.blog' with routing_key='sports.#' and again with "
-            "routing_key='#.technology'.",
+       hint=('The feed did not receive a message routed with sports or technology: '
+              'which binding key pattern matches every key that starts with sports, '
+              'and which every key that ends with technology?',
+             'Bind the feed twice: once with a pattern whose first word is sports '
+              'followed by the wildcard for zero or more words, once with that '
+              'wildcard followed by technology.',
+             "channel.queue_bind(queue='lab05.my-feed', exchange='lab05.blog', "
+              "routing_key='sports.#'); and again with routing_key='#.technology'"),
        params={
            "exchange": "lab05.blog", "queue": "lab05.my-feed",
            "expected": {"sports": "sports", "sports.football.uk": "sports.football.uk",
@@ -226,16 +235,26 @@ def _take_probes(conn: Any, queue: str, bound: int, ids: Mapping[str, str],
                           "technology.news": "technology.news"},
            "what": "every sports post and every post ending in technology"})
 @check("06.new-subscriber", "user E subscribed to the notifications",
-       hint="Declare 'lab06.user-E' (durable) and bind it to 'lab06.notifications' "
-            "(no routing key needed: fanout ignores it).",
+       hint=('A fanout exchange copies every message to each queue bound to it: is '
+              "user E's queue bound yet?",
+             "Declare user E's queue (durable) and bind it to the notifications "
+              'exchange; the routing key does not matter to a fanout exchange.',
+             "channel.queue_declare(queue='lab06.user-E', durable=True); "
+              "channel.queue_bind(queue='lab06.user-E', "
+              "exchange='lab06.notifications')"),
        params={
            "exchange": "lab06.notifications", "queue": "lab06.user-E",
            "expected": {"alert": "alert", "empty key": "", "any key": "whatever.key"},
            "unexpected": {}, "what": "every notification, whatever its routing key"})
 @check("07.express-berlin", "express parcels to Berlin, and only those",
-       hint="Bind 'lab07.berlin-express' to 'lab07.logistics' with header arguments for "
-            "both destination and delivery_method; which x-match value makes every one of "
-            "them required?",
+       hint=('A headers exchange routes on header values, not on the routing key: '
+              'the queue must require both the destination and the delivery method.',
+             "Bind 'lab07.berlin-express' to 'lab07.logistics' with header arguments "
+              'for both destination and delivery_method; which x-match value makes '
+              'every one of them required?',
+             "channel.queue_bind(queue='lab07.berlin-express', "
+              "exchange='lab07.logistics', arguments={'x-match': 'all', "
+              "'destination': 'Berlin', 'delivery_method': 'express'})"),
        params={
            "exchange": "lab07.logistics", "queue": "lab07.berlin-express",
            "expected": {"berlin express": {"destination": "Berlin",

@@ -280,6 +280,7 @@ class Settings:
         hidden: ids of the checks students do not see in advance.
         with_mqtt: give each submission its own Mosquitto.
         mosquitto_binary: the mosquitto binary for those.
+        hint_level: how many hint levels the feedback gives (1: the concept only).
     """
 
     lab: str
@@ -290,6 +291,7 @@ class Settings:
     hidden: frozenset[str]
     with_mqtt: bool
     mosquitto_binary: str
+    hint_level: int = 1
 
 
 def kernel_environment(namespace_env: dict[str, str], home: Path) -> dict[str, str]:
@@ -324,7 +326,8 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
             run = run_notebook(submission.path, kernel_environment(space.environment(), home),
                                cell_timeout=settings.cell_timeout,
                                total_timeout=settings.total_timeout, workdir=home)
-        results = [check.run(space.endpoints) for check in settings.checks]
+        results = [check.run(space.endpoints, hint_level=settings.hint_level)
+                   for check in settings.checks]
     finally:
         space.close()
     log.info("graded %s: %s", submission.student,
@@ -378,6 +381,7 @@ def grade(
     extra_checks: str | Path | Iterable[Check] | None = None,
     broker: Endpoints | None = None,
     isolate_mqtt: bool | None = None,
+    hint_level: int = 1,
 ) -> Gradebook:
     """Grade every submission of ``lab``; write the gradebook CSV and feedback files.
 
@@ -395,6 +399,8 @@ def grade(
         broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
         isolate_mqtt: give each submission its own Mosquitto (default: for labs that use
             MQTT, see :data:`MQTT_LABS`).
+        hint_level: how many hint levels each "not yet" carries into the feedback; the
+            first (what is missing, in terms of the concept) by default.
 
     Returns:
         The :class:`Gradebook`, sorted by student.
@@ -419,7 +425,7 @@ def grade(
     with_mqtt = lab in MQTT_LABS if isolate_mqtt is None else isolate_mqtt
     settings = Settings(lab, broker, float(timeout), float(total_timeout or 5 * timeout),
                         tuple(checks), hidden, with_mqtt,
-                        MQKitSettings.from_env().mosquitto_binary)
+                        MQKitSettings.from_env().mosquitto_binary, max(1, int(hint_level)))
     if workers <= 1 or len(items) <= 1:
         results = [_grade_safely(item, settings) for item in items]
     else:
@@ -479,7 +485,11 @@ def feedback_markdown(item: SubmissionResult) -> str:
     hints = [r for r in item.results if r.status is Status.FAILED and r.hint]
     if hints:
         lines += ["", "## Next steps", ""]
-        lines += [f"- **{r.check_id}**: {r.hint}" for r in hints]
+        for result in hints:
+            levels = result.hints or (result.hint,)
+            lines.append(f"- **{result.check_id}**: {levels[0]}")
+            lines += [f"  - hint {level}: {text}"
+                      for level, text in enumerate(levels[1:], start=2)]
     return "\n".join(lines) + "\n"
 
 

@@ -134,7 +134,11 @@ def _text(payload: bytes) -> str:
 
 
 @check("10.retained-message", "a retained message",
-       hint="Publish with retain=True: client.publish(topic, payload, qos=1, retain=True).",
+       hint=("A new subscriber gets a topic's last message at once only if the "
+              'broker was asked to keep it: which publish flag is that?',
+             'Publish the message with the retain flag set (QoS 1 so it surely '
+              'arrives).',
+             'client.publish(topic, payload, qos=1, retain=True)'),
        params={"topic": "lab10/config/greeting", "payload": "Hello, MQTT!"})
 def retained_message(endpoints: Endpoints, topic: str, payload: str | None = None) -> str:
     """``topic`` has a retained message (with ``payload``, when given)."""
@@ -149,8 +153,13 @@ def retained_message(endpoints: Endpoints, topic: str, payload: str | None = Non
 
 
 @check("10.persistent-session", "a persistent session kept every QoS 1 message",
-       hint="Connect the worker with a fixed client id and clean_session=False, subscribe at "
-            "QoS 1, disconnect, then publish the jobs at QoS 1.",
+       hint=('Messages published while a subscriber is away are kept only for a '
+              'session the broker remembers: what makes a session persistent?',
+             'Connect the worker with a fixed client id and the clean-session flag '
+              'off, subscribe at QoS 1, disconnect, then publish the jobs at QoS 1.',
+             'mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, '
+              "client_id='lab10-worker', clean_session=False); "
+              'client.subscribe(topic, qos=1)'),
        points=2,
        params={"client_id": "lab10-worker", "topic_filter": "lab10/jobs/#", "expected": 5})
 def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: str,
@@ -186,8 +195,14 @@ def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: st
 
 
 @check("10.last-will", "the last will arrived",
-       hint="will_set(topic, 'offline', qos=1, retain=True) before connect(); then kill the "
-            "client (not disconnect()).",
+       hint=("The broker publishes a client's last will only when the client "
+              'disappears without saying goodbye: was a will set before connecting, '
+              'and did the client vanish?',
+             "Set the will (topic, payload 'offline', QoS 1, retained) before "
+              'connect(); then end the client abruptly (kill its process or drop its '
+              'socket), not with disconnect().',
+             "client.will_set(topic, 'offline', qos=1, retain=True)  # before "
+              'client.connect(...)'),
        points=2, params={"topic": "lab10/devices/sensor-1/status", "payload": "offline"})
 def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
     """The broker published the last will: ``topic`` retains ``payload``.

@@ -77,9 +77,13 @@ class CheckResult:
         check_id: the check's id, e.g. ``02.durable-queue``.
         status: passed, failed (not yet) or error (the check could not look).
         message: what was seen, in one sentence.
-        hint: the next step when the check did not pass ('' when it did).
+        hint: the first hint when the check did not pass ('' when it did): what is missing,
+            in terms of the concept.
         points: points awarded (the check's points when passed, else 0).
         max_points: the check's points.
+        hints: the hint levels asked for so far (the first level by default); levels not
+            asked for are not in the result at all.
+        more_hints: how many more levels there are (only the number).
     """
 
     check_id: str
@@ -88,6 +92,8 @@ class CheckResult:
     hint: str = ""
     points: int = 0
     max_points: int = 1
+    hints: tuple[str, ...] = ()
+    more_hints: int = 0
 
     @property
     def is_passed(self) -> bool:
@@ -95,14 +101,25 @@ class CheckResult:
         return self.status is Status.PASSED
 
     def line(self) -> str:
-        """One readable line: ``✔ passed  id: message`` or ``✘ not yet  id: message Hint: …``."""
+        """One readable line: ``✔ passed  id: message`` or ``✘ not yet  id: message Hint: …``.
+
+        Each hint level asked for follows (``Hint 2: …``), then how to ask for the next.
+        """
         text = f"{_MARKS[self.status]}  {self.check_id}: {self.message}"
-        return f"{text} Hint: {self.hint}" if self.hint and not self.is_passed else text
+        if self.is_passed or not self.hint:
+            return text
+        shown = self.hints or (self.hint,)
+        text += "".join(f" Hint{'' if level == 1 else f' {level}'}: {hint}"
+                        for level, hint in enumerate(shown, start=1))
+        if self.more_hints:
+            text += f" (more: hint={len(shown) + 1})"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for gradebooks and JSON)."""
         return {"check_id": self.check_id, "status": self.status.value, "message": self.message,
-                "hint": self.hint, "points": self.points, "max_points": self.max_points}
+                "hint": self.hint, "hints": list(self.hints), "points": self.points,
+                "max_points": self.max_points}
 
     def __str__(self) -> str:
         return self.line()
@@ -122,7 +139,9 @@ class Check:
     Attributes:
         id: unique id, ``NN.name`` with the lab number first (``03.all-acked``).
         title: what the check wants, in a few words.
-        hint: the next step for a student whose work does not pass yet.
+        hint: the next step for a student whose work does not pass yet: one text, or
+            graduated levels, first what is missing in terms of the concept, then more
+            concrete, and only the last with code (see :attr:`hints`).
         func: ``func(endpoints, **params) -> str``; raises :class:`NotYet` when not passed.
         points: points for the grader (keyword only, as are the fields after it).
         visible: ``False`` for hidden checks that only the grader runs.
@@ -135,7 +154,7 @@ class Check:
 
     id: str
     title: str
-    hint: str
+    hint: str | tuple[str, ...]
     func: Callable[..., str]
     # Keyword only: a call in the old form Check(id, lab, title, hint, func) fails loudly.
     _: KW_ONLY
@@ -154,17 +173,31 @@ class Check:
                             "the id)")
 
     @property
+    def hints(self) -> tuple[str, ...]:
+        """The hint levels, most general first."""
+        return (self.hint,) if isinstance(self.hint, str) else tuple(self.hint)
+
+    @property
     def lab(self) -> str:
         """The lab number, taken from the id: ``"03"`` for ``03.all-acked``."""
         return self.id[:2]
 
-    def run(self, endpoints: Endpoints, **params: Any) -> CheckResult:
-        """Run the check; never raises (an unexpected error becomes an ``error`` result)."""
+    def run(self, endpoints: Endpoints, *, hint_level: int = 1, **params: Any) -> CheckResult:
+        """Run the check; never raises (an unexpected error becomes an ``error`` result).
+
+        Args:
+            endpoints: the brokers (the student's namespace when grading).
+            hint_level: how many hint levels a "not yet" result carries (at least 1).
+            **params: keyword arguments for the check function, over :attr:`params`.
+        """
         arguments = {**self.params, **params}
         try:
             message = self.func(endpoints, **arguments)
         except NotYet as verdict:
-            return CheckResult(self.id, Status.FAILED, str(verdict), self.hint, 0, self.points)
+            hints = self.hints
+            shown = hints[:max(1, hint_level)]
+            return CheckResult(self.id, Status.FAILED, str(verdict), hints[0], 0, self.points,
+                               shown, len(hints) - len(shown))
         except Exception as exc:
             log.info("check %s could not run: %r", self.id, exc)
             return CheckResult(self.id, Status.ERROR, _describe(exc),
@@ -179,13 +212,19 @@ class Check:
             raise CheckFailed(result)
         return result
 
-    def self_check(self, endpoints: Endpoints, **params: Any) -> CheckResult:
+    def self_check(self, endpoints: Endpoints, *, hint: int = 1, **params: Any) -> CheckResult:
         """Run the check for a notebook cell; never raises.
 
         The result displays as its one line (``✔ passed …`` / ``✘ not yet … Hint: …``) when
         it is the cell's last expression, so nothing is printed from library code.
+
+        Args:
+            endpoints: the brokers.
+            hint: how many hint levels to show when it does not pass (``hint=2`` asks for
+                the second, more concrete one).
+            **params: keyword arguments for the check function.
         """
-        return self.run(endpoints, **params)
+        return self.run(endpoints, hint_level=hint, **params)
 
 
 def _describe(exc: Exception) -> str:
@@ -219,7 +258,8 @@ def register(check: Check) -> Check:
     return check
 
 
-def check(check_id: str, title: str, hint: str, *, points: int = 1, visible: bool = True,
+def check(check_id: str, title: str, hint: str | tuple[str, ...], *, points: int = 1,
+          visible: bool = True,
           params: Mapping[str, Any] | None = None) -> Callable[[F], F]:
     """Register a :class:`Check` of the decorated function; the function stays as it was.
 
@@ -229,7 +269,8 @@ def check(check_id: str, title: str, hint: str, *, points: int = 1, visible: boo
     Args:
         check_id: ``NN.name``; the lab is the number before the dot.
         title: what the check wants, in a few words.
-        hint: the next step for a student whose work does not pass yet.
+        hint: the next step for a student whose work does not pass yet, or a tuple of
+            graduated levels (concept first, code last).
         points: points for the grader.
         visible: ``False`` for hidden checks that only the grader runs.
         params: default keyword arguments for the function.
@@ -308,18 +349,22 @@ def get_check(check_id: str) -> Check:
         raise KeyError(f"no check {check_id!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def self_check(check: str | Check, endpoints: Endpoints, **params: Any) -> CheckResult:
+def self_check(check: str | Check, endpoints: Endpoints, *, hint: int = 1,
+               **params: Any) -> CheckResult:
     """Run a check by id (or object) for a notebook cell; never raises.
 
-    Put it last in its cell: the notebook then shows the result's one line.
+    Put it last in its cell: the notebook then shows the result's one line. A "not yet"
+    shows the first hint level (what is missing, in terms of the concept); ``hint=2`` and up
+    ask for more concrete ones, and only the last shows code.
 
     Example:
         >>> self_check("02.durable-queue", endpoints)   # doctest: +SKIP
         ✔ passed  02.durable-queue: queue 'lab02.orders' is a durable classic queue
+        >>> self_check("02.durable-queue", endpoints, hint=2)   # doctest: +SKIP
     """
     try:
         found = get_check(check) if isinstance(check, str) else check
     except KeyError as exc:
         return CheckResult(str(check), Status.ERROR, exc.args[0],
                            "Check the id in the self-check cell.", 0, 0)
-    return found.self_check(endpoints, **params)
+    return found.self_check(endpoints, hint=hint, **params)

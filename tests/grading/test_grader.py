@@ -168,7 +168,9 @@ def test_csv_rows_and_totals(graded_02):
     feedback = (folder / "feedback" / "partial.md").read_text()
     assert "**Score: 2 / 5**" in feedback
     assert "02.hidden-orders-once (hidden)" in feedback
-    assert "delivery_mode=2" in feedback  # the hint of the missed check
+    # The first hint level of the missed check: the concept, not the code.
+    assert "which message property is that?" in feedback
+    assert "delivery_mode=2" not in feedback
 
 
 def test_regrading_gives_identical_bytes(graded_03, brokers, tmp_path):

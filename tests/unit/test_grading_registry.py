@@ -263,3 +263,60 @@ def test_bad_checks_files_are_config_errors(tmp_path: Path) -> None:
         load_extra_checks(tmp_path / "missing.py")
     with pytest.raises(ConfigError, match="No checks for lab '42'"):
         lab_checks("42")
+
+
+def test_hints_are_graduated_and_only_the_asked_levels_are_shown() -> None:
+    from mqkit.grading import Check, NotYet
+
+    def never(endpoints, **_):
+        raise NotYet("the queue got nothing")
+
+    levels = ("which binding key pattern matches sports.*?", "use the # wildcard",
+              "queue_bind(routing_key='sports.#')")
+    graded = Check("99.graded", "graded", levels, never)
+    first = graded.self_check(ENDPOINTS)
+    assert first.hints == levels[:1]
+    assert first.line().endswith("Hint: which binding key pattern matches sports.*? "
+                                 "(more: hint=2)")
+    assert "wildcard" not in first.line() + repr(first.to_dict())  # not hidden anywhere
+    second = graded.self_check(ENDPOINTS, hint=2)
+    assert "Hint 2: use the # wildcard (more: hint=3)" in second.line()
+    assert "queue_bind" not in second.line()
+    last = graded.self_check(ENDPOINTS, hint=9)
+    assert last.hints == levels
+    assert last.more_hints == 0
+    assert "Hint 3: queue_bind(routing_key='sports.#')" in last.line()
+    assert "more:" not in last.line()
+
+
+def test_every_builtin_hint_starts_with_the_concept_and_ends_with_code() -> None:
+    from mqkit.grading import all_checks
+
+    for one in all_checks():
+        if one.visible:
+            assert len(one.hints) >= 2, one.id
+            assert "(" not in one.hints[0] or "mqkit.start_brokers()" in one.hints[0], (
+                one.id, "the first level names the idea, not a call")
+            assert "(" in one.hints[-1] or "=" in one.hints[-1], (one.id, "code last")
+
+
+def test_feedback_gives_the_hint_levels_the_instructor_chose(tmp_path) -> None:
+    from pathlib import Path
+
+    from mqkit.grading import Check, NotYet
+    from mqkit.grading.grader import Submission, SubmissionResult, feedback_markdown
+    from mqkit.grading.runner import RunReport
+
+    def never(endpoints, **_):
+        raise NotYet("nothing arrived")
+
+    graded = Check("99.graded", "graded", ("the idea", "more concrete", "code()"), never)
+    run = RunReport("completed", "", 3, 0)
+    for level, shown, hidden in ((1, ["the idea"], ["more concrete", "code()"]),
+                                 (3, ["the idea", "hint 2: more concrete", "hint 3: code()"],
+                                  [])):
+        result = graded.run(ENDPOINTS, hint_level=level)
+        text = feedback_markdown(SubmissionResult(Submission("ann", Path("ann.ipynb")), "99",
+                                                  [result], run))
+        assert all(part in text for part in shown), text
+        assert not any(part in text for part in hidden), text
