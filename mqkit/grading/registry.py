@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import html
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -67,6 +68,11 @@ class Status(enum.StrEnum):
 
 
 _MARKS = {Status.PASSED: "✔ passed", Status.FAILED: "✘ not yet", Status.ERROR: "⚠ could not check"}
+# Mid-tone colours for the HTML result's left border, legible on light and dark themes alike.
+# The border only repeats what the symbol and the word already say: never colour alone.
+_ACCENTS = {Status.PASSED: "#2da44e", Status.FAILED: "#e5534b", Status.ERROR: "#bf8700"}
+# Greys with alpha sit on any background; text keeps the theme's own colour (currentColor).
+_NEUTRAL = "rgba(128, 128, 128, 0.45)"
 
 
 @dataclass(frozen=True, repr=False)
@@ -84,6 +90,8 @@ class CheckResult:
         hints: the hint levels asked for so far (the first level by default); levels not
             asked for are not in the result at all.
         more_hints: how many more levels there are (only the number).
+        title: what the check wants, in a few words ('' when unknown); shown in the HTML
+            rendering, not in :meth:`line`, and not compared.
     """
 
     check_id: str
@@ -94,6 +102,9 @@ class CheckResult:
     max_points: int = 1
     hints: tuple[str, ...] = ()
     more_hints: int = 0
+    # Last and defaulted, so positional constructions keep working; descriptive only, so
+    # results stay equal whatever title they were run under.
+    title: str = field(default="", compare=False)
 
     @property
     def is_passed(self) -> bool:
@@ -114,6 +125,56 @@ class CheckResult:
         if self.more_hints:
             text += f" (more: hint={len(shown) + 1})"
         return text
+
+    def _shown_hints(self) -> tuple[str, ...]:
+        # The levels line() shows too: none for a pass, else those asked for (or the one hint).
+        if self.is_passed or not self.hint:
+            return ()
+        return self.hints or (self.hint,)
+
+    def _repr_html_(self) -> str:
+        """A small self-contained block for notebooks; :meth:`line` stays the plain text.
+
+        The verdict is a symbol and a word (colour only repeats it), then the title, the id,
+        the message, and the hint levels asked for so far in a collapsible part with how to
+        ask for the next. Inline styles only, no script; every text is escaped.
+        """
+        esc = html.escape
+        mark = esc(_MARKS[self.status])
+        # Normal wrapping, set explicitly: JupyterLab's text outputs break words anywhere.
+        box = (f"border: 1px solid {_NEUTRAL}; border-left: 4px solid {_ACCENTS[self.status]}; "
+               "border-radius: 4px; padding: 0.4em 0.75em; margin: 0.2em 0; max-width: 48em; "
+               "color: inherit; line-height: 1.45; white-space: normal; "
+               "overflow-wrap: normal; word-break: normal")
+        code = (f"font-size: 0.9em; padding: 0 0.25em; border: 1px solid {_NEUTRAL}; "
+                "border-radius: 3px; background: transparent; color: inherit")
+        head = f'<strong style="white-space: nowrap">{mark}</strong>'
+        if self.title:
+            head += f" &middot; <strong>{esc(self.title)}</strong>"
+        head += f' <code style="{code}">{esc(self.check_id)}</code>'
+        parts = [f'<div class="mqkit-check" style="{box}">', f"<div>{head}</div>",
+                 f'<div style="margin-top: 0.2em">{esc(self.message)}</div>']
+        shown = self._shown_hints()
+        if shown:
+            total = len(shown) + self.more_hints
+            summary = "Hint" if total == 1 else (
+                f"Hint{'s' if len(shown) > 1 else ''} ({len(shown)} of {total})")
+            # Open when the student asked for more than the first level: they want to read it.
+            opened = " open" if len(shown) > 1 else ""
+            parts.append(f'<details{opened} style="margin-top: 0.35em">'
+                         f'<summary style="cursor: pointer">{summary}</summary>')
+            if len(shown) == 1:
+                parts.append(f'<p style="margin: 0.3em 0">{esc(shown[0])}</p>')
+            else:
+                items = "".join(f"<li>{esc(level)}</li>" for level in shown)
+                parts.append(f'<ol style="margin: 0.3em 0; padding-left: 1.6em">{items}</ol>')
+            if self.more_hints:
+                parts.append(f'<p style="margin: 0.3em 0">More help: run the check again with '
+                             f'<code style="{code}">self_check(..., hint={len(shown) + 1})'
+                             "</code></p>")
+            parts.append("</details>")
+        parts.append("</div>")
+        return "".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for gradebooks and JSON)."""
@@ -197,13 +258,14 @@ class Check:
             hints = self.hints
             shown = hints[:max(1, hint_level)]
             return CheckResult(self.id, Status.FAILED, str(verdict), hints[0], 0, self.points,
-                               shown, len(hints) - len(shown))
+                               shown, len(hints) - len(shown), title=self.title)
         except Exception as exc:
             log.info("check %s could not run: %r", self.id, exc)
             return CheckResult(self.id, Status.ERROR, _describe(exc),
                                "Is the broker running? Run mqkit.start_brokers() again.",
-                               0, self.points)
-        return CheckResult(self.id, Status.PASSED, message, "", self.points, self.points)
+                               0, self.points, title=self.title)
+        return CheckResult(self.id, Status.PASSED, message, "", self.points, self.points,
+                           title=self.title)
 
     def assert_passed(self, endpoints: Endpoints, **params: Any) -> CheckResult:
         """Run the check and raise :class:`CheckFailed` unless it passed (for autograders)."""

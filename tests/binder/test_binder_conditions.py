@@ -176,10 +176,11 @@ def test_labs_run_under_binder_conditions(binder_user, wheelhouse):
         assert "MQKIT_BACKEND=process" in started.stdout, log[-1]
         assert "MQKIT_RABBITMQ_MEMORY=384MiB" in started.stdout, log[-1]
 
+        # -p tests.labs.conftest: nbval ignores text/html, as in run_nbval (see there why).
         labs = as_user("binder/start", "python", "-m", "pytest", "--nbval", *LABS,
                        "--nbval-current-env", "--nbval-sanitize-with",
-                       "labs/nbval-sanitize.cfg", "-p", "no:cacheprovider", "-q",
-                       "--timeout", "300", timeout=600)
+                       "labs/nbval-sanitize.cfg", "-p", "tests.labs.conftest",
+                       "-p", "no:cacheprovider", "-q", "--timeout", "300", timeout=600)
         assert labs.returncode == 0, log[-1]
 
         # The brokers the labs started run as the Binder user, with Binder's memory limit.
