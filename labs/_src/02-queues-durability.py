@@ -266,22 +266,22 @@ show_queues(connection)
 # amq.gen-NAME: 0 message(s)
 
 # %% [markdown]
-# Now restart RabbitMQ. A restart drops every connection, so we close ours first. This
-# takes 5–15 seconds. (With a classroom broker that mqkit does not run, the restart is
-# refused and you only read along.)
+# Now restart RabbitMQ. This takes 5–15 seconds. A restart drops every connection. A plain
+# pika connection stays dead and raises on its next use; the notebook connection
+# (`mqkit.notebook_connection`) notices and opens a new connection, and re-opens its
+# channels, on its next use. (With a classroom broker that mqkit does not run, the restart
+# is refused and you only read along.)
 
 # %%
-connection.close()
 try:
     endpoints = mqkit.restart_broker("rabbitmq")
 except mqkit.MQKitError as error:
     print(error)
 
 # %% [markdown]
-# After the restart, with a new connection:
+# After the restart, through the same `connection` (it reconnected by itself):
 
 # %%
-connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
 show_queues(connection)
 # Expected output (solution):
 # lab02.orders: 1 message(s)
@@ -293,7 +293,6 @@ show_queues(connection)
 # amq.gen-NAME: gone
 
 # %%
-connection.close()
 self_check("02.survives-restart", endpoints)
 # Expected result (solution):
 # ✔ passed  02.survives-restart: queue 'lab02.orders' holds a persistent message

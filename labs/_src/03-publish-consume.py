@@ -110,10 +110,6 @@ print("the inbox received", inbox.model.count, "messages")
 # %%
 TopologyView(endpoints, prefix=("lab03.", "my_queue"), include_default=True)
 
-# %%
-inbox.close()  # stops the background consumer and its connection
-publisher.close()
-
 # %% [markdown]
 # ## Fetching one message: `basic_get`
 #
@@ -248,9 +244,6 @@ print("round robin:", run_workers(prefetch_count=0))
 print("prefetch 1: ", run_workers(prefetch_count=1))
 # Expected output:
 # prefetch 1:  {'A': ['1'], 'B': ['2', '3', '4', '5', '6']}
-
-# %%
-connection.close()
 
 # %% [markdown]
 # ## Summary

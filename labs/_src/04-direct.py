@@ -111,10 +111,6 @@ print("the inbox received", inbox.model.count, "messages")
 # %%
 TopologyView(endpoints, prefix="lab04.")
 
-# %%
-inbox.close()  # stops the background consumer
-publisher.close()
-
 # %% [markdown]
 # ## Why did it go there? The routing explainer
 #
@@ -226,9 +222,6 @@ predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()
 # lab04.GOOG  ✔ yes
 # GOOG        ✔ no  (returned: no queue matched)
 # 2 of 2 messages predicted right.
-
-# %%
-connection.close()
 
 # %% [markdown]
 # ## Summary

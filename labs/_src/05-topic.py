@@ -114,10 +114,6 @@ print("the inbox received", inbox.model.count, "messages")
 # %%
 TopologyView(endpoints, prefix="lab05.")
 
-# %%
-inbox.close()
-publisher.close()
-
 # %% [markdown]
 # ## Why? The routing explainer
 #
@@ -222,9 +218,6 @@ predict_then_publish(endpoints, 'lab05.blog', prediction)
 # ✘ 'technology': the broker delivered it to lab05.technology; you predicted no queue
 # ✘ 'books.review': the broker delivered it to lab05.reviews; you predicted no queue
 # 2 of 5 messages predicted right.
-
-# %%
-connection.close()
 
 # %% [markdown]
 # ## Summary

@@ -100,10 +100,6 @@ print("one message published, the inbox received", inbox.model.count)
 # %%
 TopologyView(endpoints, prefix="lab06.")
 
-# %%
-inbox.close()
-publisher.close()
-
 # %% [markdown]
 # ## Subscribers that come and go: temporary exclusive queues
 #
@@ -220,7 +216,7 @@ predict_then_publish(endpoints, 'lab06.notifications', prediction, connection=co
 # 0 of 1 messages predicted right.
 
 # %%
-connection.close()  # the tab's exclusive queue disappears with its connection
+channel.queue_delete(queue=tab)  # the tab closes (closing its connection would delete it too)
 
 # %% [markdown]
 # ## Summary

@@ -130,10 +130,6 @@ print("one parcel, the inbox received", inbox.model.count)
 # %%
 TopologyView(endpoints, prefix="lab07.")
 
-# %%
-inbox.close()
-publisher.close()
-
 # %% [markdown]
 # ## Why? The explainer
 #
@@ -251,9 +247,6 @@ predict_then_publish(endpoints, 'lab07.logistics', prediction, messages=parcels)
 # ✘ 'Berlin, priority 1': the broker delivered it to lab07.berlin-depot; you predicted no queue
 # ✘ 'acme, Munich': the broker delivered it to lab07.tenant-acme; you predicted no queue
 # 0 of 4 messages predicted right.
-
-# %%
-connection.close()
 
 # %% [markdown]
 # ## Summary

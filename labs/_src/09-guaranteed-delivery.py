@@ -360,9 +360,6 @@ axes.set_title('Publisher confirms: one at a time vs in windows')
 plt.show()
 print({name: f"{rate / rates['one at a time']:.1f}x" for name, rate in rates.items()})
 
-# %%
-connection.close()
-
 # %% [markdown]
 # ## Summary
 #

@@ -418,10 +418,6 @@ print("the inbox received", live.model.count, "messages:",
 # alerts/fire/floor1 acknowledged: True
 # the inbox received 2 messages: [('sensors/kitchen/temperature', '22.0'), ('alerts/fire/floor1', 'smoke!')]
 
-# %%
-live.close()   # stops the inbox's client and its background thread
-form.close()
-
 # %% [markdown]
 # ## The last will
 #

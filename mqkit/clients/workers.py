@@ -8,8 +8,10 @@ registered is stopped when the interpreter exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,18 @@ class Stoppable(Protocol):
 
     def stop(self) -> None:
         """Stop background threads and close connections; idempotent."""
+
+
+class Pausable(Protocol):
+    """A worker that consumes queues and can step aside for a while (an inbox)."""
+
+    queues: list[str]
+
+    def pause(self, timeout: float = 5.0) -> bool:
+        """Stop consuming; True once the broker has no consumer of this worker left."""
+
+    def resume(self) -> None:
+        """Consume again."""
 
 
 _REGISTRY: dict[str, Stoppable] = {}
@@ -73,6 +87,34 @@ def workers() -> dict[str, Stoppable]:
     """A snapshot of the registered workers by key."""
     with _REGISTRY_LOCK:
         return dict(_REGISTRY)
+
+
+@contextlib.contextmanager
+def consumers_paused(queues: Iterable[str]) -> Iterator[list[Pausable]]:
+    """Pause, for the ``with`` block, the registered workers that consume any of ``queues``.
+
+    A live inbox that a lab leaves running would otherwise take the messages a probe
+    publishes and then looks for in those queues (a predict-then-publish exercise, a check).
+
+    Yields:
+        The workers paused (resumed when the block ends, also on an error).
+    """
+    wanted = set(queues)
+    paused: list[Pausable] = []
+    try:
+        for worker in workers().values():
+            # Looked up on the class: a notebook connection forwards unknown attributes to
+            # pika (and would reconnect to answer).
+            if not (callable(getattr(type(worker), "pause", None))
+                    and callable(getattr(type(worker), "resume", None))):
+                continue
+            pausable: Pausable = worker  # type: ignore[assignment]
+            if wanted & set(getattr(pausable, "queues", ())) and pausable.pause():
+                paused.append(pausable)
+        yield paused
+    finally:
+        for worker in paused:
+            worker.resume()
 
 
 def _stop_quietly(key: str, worker: Stoppable) -> None:

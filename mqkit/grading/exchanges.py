@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mqkit.clients.workers import consumers_paused
 from mqkit.endpoints import Endpoints
 from mqkit.grading.registry import NotYet, check
 from mqkit.routing import Message
@@ -132,7 +133,8 @@ def probe_routes(endpoints: Endpoints | None, exchange: str,
     run = uuid.uuid4().hex[:12]
     ids = {f"mqkit-probe-{run}-{i}": label for i, label in enumerate(messages)}
     observation = RouteObservation({label: set() for label in messages})
-    with _connection(endpoints, connection) as conn:
+    # Live inboxes of this kernel step aside, so they do not take the probes.
+    with consumers_paused(queues), _connection(endpoints, connection) as conn:
         present = _look_at_queues(conn, queues, observation)
         publisher = conn.channel()
         try:

@@ -114,6 +114,9 @@ class InboxModel(BufferedModel[Message]):
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
+        # pause(): asked for, and reached (the consumers are gone from the broker).
+        self._pause_asked = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_tag = 0
         self._acked_tag = 0
@@ -163,7 +166,44 @@ class InboxModel(BufferedModel[Message]):
         clients.unregister(self.key, self)
         self.buffer.notify(force=True)
 
+    def pause(self, timeout: float = 5.0) -> bool:
+        """Stop taking messages for a while; return True once no consumer of ours is left.
+
+        Messages recorded so far are acked; prefetched ones go back to their queue. The
+        connection stays open. Code that must see the queues untouched (a probe that
+        publishes and then looks into them) pauses the inboxes that consume them, through
+        :func:`mqkit.clients.workers.consumers_paused`.
+        """
+        if not self._is_alive():
+            return False
+        self._pause_asked.set()
+        return self._paused.wait(timeout)
+
+    def resume(self) -> None:
+        """Consume again after :meth:`pause`."""
+        self._pause_asked.clear()
+
     # -- the consumer thread ---------------------------------------------------------
+
+    def _consume(self, connection: Any) -> Any:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=self.prefetch)
+        for queue in self.queues:
+            channel.basic_consume(queue, self._on_message_for(queue))
+        self._last_tag = self._acked_tag = 0  # delivery tags count per channel
+        return channel
+
+    def _pause_here(self, connection: Any, channel: Any) -> Any:
+        """Close the consuming channel, wait (with heartbeats) until resumed, consume again."""
+        self._ack(channel)
+        channel.close()  # prefetched, unrecorded messages go back to their queue
+        self._paused.set()
+        try:
+            while self._pause_asked.is_set() and not self._stop.is_set():
+                connection.process_data_events(time_limit=POLL_INTERVAL)
+        finally:
+            self._paused.clear()
+        return self._consume(connection)
 
     def _run(self) -> None:
         import pika.exceptions as pe
@@ -172,14 +212,13 @@ class InboxModel(BufferedModel[Message]):
             connection = None
             try:
                 connection = clients.amqp_connection(self.url, name=f"mqkit-{self.key}")
-                channel = connection.channel()
-                channel.basic_qos(prefetch_count=self.prefetch)
-                for queue in self.queues:
-                    channel.basic_consume(queue, self._on_message_for(queue))
-                self._last_tag = self._acked_tag = 0  # delivery tags count per channel
+                channel = self._consume(connection)
                 self.error = None  # a reconnection succeeded
                 self._ready.set()
                 while not self._stop.is_set():
+                    if self._pause_asked.is_set():
+                        channel = self._pause_here(connection, channel)
+                        continue
                     connection.process_data_events(time_limit=POLL_INTERVAL)
                     self._ack(channel)
                 # A clean close: pending acks are flushed before the Close frame, and

@@ -269,3 +269,29 @@ def test_broker_panel_shows_a_failed_restart_in_one_line(tmp_path):
     assert "Traceback" not in panel.message.value
     assert "\n" not in panel.message.value
     assert not any(button.disabled for button in panel.buttons.values())
+
+
+def test_a_live_inbox_steps_aside_for_a_probe_and_then_goes_on(brokers, channel):
+    # Labs leave their inboxes running after Run All; a later predict-then-publish must still
+    # find its probes in the queues the inbox consumes, and the inbox must go on afterwards.
+    from mqkit.grading.exchanges import probe_routes
+
+    exchange, queue = unique("ex"), unique("q")
+    channel.exchange_declare(exchange, exchange_type="direct", auto_delete=True)
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, exchange, routing_key="k")
+    inbox = QueueInbox(queue, brokers, key=unique("inbox"))
+    try:
+        channel.basic_publish(exchange, "k", b"before")
+        assert inbox.model.wait_for(1, timeout=5)
+        for _ in range(3):  # every time: a consuming inbox would take some probes
+            seen = probe_routes(brokers, exchange, {"one": "k", "two": "k"}, [queue])
+            assert seen.received == {"one": {queue}, "two": {queue}}
+        assert inbox.model.count == 1, "the inbox took a probe"
+        assert inbox.model.is_running
+        channel.basic_publish(exchange, "k", b"after")
+        assert inbox.model.wait_for(2, timeout=5)
+        assert [m.text for m in inbox.model.received] == ["before", "after"]
+    finally:
+        inbox.close()
+        channel.queue_delete(queue)
