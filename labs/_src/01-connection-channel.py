@@ -65,7 +65,7 @@ print("second connection closed:", second_connection.is_closed)
 
 # %%
 channel = connection.channel()
-other_channel = connection.channel()
+other_channel = connection.channel()  # (run again, these get the next free numbers)
 print("channel numbers:", channel.channel_number, other_channel.channel_number)
 # Expected output:
 # channel numbers: 1 2
@@ -76,6 +76,7 @@ print("channel numbers:", channel.channel_number, other_channel.channel_number)
 # connection and the other channel carry on.
 
 # %%
+other_channel = connection.channel()  # a fresh channel, so this cell can run again
 try:
     other_channel.queue_declare(queue="lab01.does-not-exist", passive=True)
 except pika.exceptions.ChannelClosedByBroker as error:
@@ -97,9 +98,11 @@ print("connection still open:", connection.is_open)
 # closes the connection for you, even when the code inside raises.
 
 # %%
-channel.close()
-connection.close()
-print("closed:", channel.is_closed, connection.is_closed)
+done = pika.BlockingConnection(parameters)  # a connection of its own to close here
+done_channel = done.channel()
+done_channel.close()
+done.close()
+print("closed:", done_channel.is_closed, done.is_closed)
 
 with pika.BlockingConnection(parameters) as short_lived:
     short_lived.channel().queue_declare(queue="", exclusive=True)

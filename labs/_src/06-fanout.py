@@ -215,9 +215,6 @@ predict_then_publish(endpoints, 'lab06.notifications', prediction, connection=co
 # ✘ 'news': the broker delivered it to amq.gen-AAAAAAAAAAAAAAAAAAAAAA, lab06.audit-log, lab06.user-A, lab06.user-B, lab06.user-C, lab06.user-D; you predicted no queue
 # 0 of 1 messages predicted right.
 
-# %%
-channel.queue_delete(queue=tab)  # the tab closes (closing its connection would delete it too)
-
 # %% [markdown]
 # ## Summary
 #

@@ -286,7 +286,6 @@ print("servers that answered:", sorted({headers.get('server') for _, headers in 
 for worker in servers:
     worker.stop()
 print("errors in servers:", [w.error for w in servers if w.error])
-connection.close()
 # Expected output:
 # errors in servers: []
 

@@ -169,11 +169,14 @@ print("waiting:", count('lab09.work'))
 
 # %%
 method, properties, body = channel.basic_get(queue='lab09.work')
-channel.basic_ack(delivery_tag=method.delivery_tag)
-print("acked", body)
-method, properties, body = channel.basic_get(queue='lab09.work')
-channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
-print("requeued", body)
+if method is None:
+    print("lab09.work is empty: run the cell above first (it publishes task A, B and C)")
+else:
+    channel.basic_ack(delivery_tag=method.delivery_tag)
+    print("acked", body)
+    method, properties, body = channel.basic_get(queue='lab09.work')
+    channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
+    print("requeued", body)
 # Expected output:
 # acked b'task A'
 # requeued b'task B'
@@ -186,6 +189,9 @@ print("requeued", body)
 # %%
 for _ in range(2):
     method, properties, body = channel.basic_get(queue='lab09.work')
+    if method is None:
+        print("lab09.work is empty: run the cells above first (they publish the tasks)")
+        break
     print(body, "redelivered" if method.redelivered else "first delivery")
     if body == b'task B':
         channel.basic_ack(delivery_tag=method.delivery_tag)

@@ -728,9 +728,6 @@ for line in output.splitlines():
 # 4 lecture/demo QoS 1 {'seq': 4, 'text': 'hello from the producer'}
 # 5 lecture/demo QoS 1 {'seq': 5, 'text': 'hello from the producer'}
 
-# %%
-stop(publisher, subscriber)   # the clients of the first sections
-
 # %% [markdown]
 # ## MQTT or AMQP?
 #
