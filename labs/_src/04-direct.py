@@ -187,20 +187,22 @@ prediction = {
 # %%
 predict_then_publish(endpoints, 'lab04.stocks', prediction)
 # Expected result (solution):
-# prediction vs broker, exchange 'lab04.stocks' (yes/no: did the queue get it?)
-# message  lab04.AAPL  lab04.GOOG  lab04.MSFT  lab04.portfolio
-# AAPL     ✔ yes       ✔ no        ✔ no        ✔ yes
-# MSFT     ✔ no        ✔ no        ✔ yes       ✔ yes
-# GOOG     ✔ no        ✔ yes       ✔ no        ✔ no
-# TSLA     ✔ no        ✔ no        ✔ no        ✔ no  (returned: no queue matched)
+# prediction vs broker, exchange 'lab04.stocks'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+# message  lab04.AAPL        lab04.GOOG        lab04.MSFT        lab04.portfolio
+# AAPL     yes · you: yes ✔  no · you: no ✔    no · you: no ✔    yes · you: yes ✔
+# MSFT     no · you: no ✔    no · you: no ✔    yes · you: yes ✔  yes · you: yes ✔
+# GOOG     no · you: no ✔    yes · you: yes ✔  no · you: no ✔    no · you: no ✔
+# TSLA     no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
 # 4 of 4 messages predicted right.
 # Expected result (student):
-# prediction vs broker, exchange 'lab04.stocks' (yes/no: did the queue get it?)
-# message  lab04.AAPL  lab04.GOOG  lab04.MSFT
-# AAPL     ✘ yes       ✔ no        ✔ no
-# MSFT     ✔ no        ✔ no        ✘ yes
-# GOOG     ✔ no        ✘ yes       ✔ no
-# TSLA     ✔ no        ✔ no        ✔ no  (returned: no queue matched)
+# prediction vs broker, exchange 'lab04.stocks'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+# message  lab04.AAPL       lab04.GOOG       lab04.MSFT
+# AAPL     yes · you: no ✘  no · you: no ✔   no · you: no ✔
+# MSFT     no · you: no ✔   no · you: no ✔   yes · you: no ✘
+# GOOG     no · you: no ✔   yes · you: no ✘  no · you: no ✔
+# TSLA     no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
 # ✘ 'AAPL': the broker delivered it to lab04.AAPL; you predicted no queue
 # ✘ 'MSFT': the broker delivered it to lab04.MSFT; you predicted no queue
 # ✘ 'GOOG': the broker delivered it to lab04.GOOG; you predicted no queue
@@ -217,10 +219,11 @@ predict_then_publish(endpoints, 'lab04.stocks', prediction)
 predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()},
                      queues=['lab04.GOOG'])
 # Expected result:
-# prediction vs broker, exchange '' (the default exchange) (yes/no: did the queue get it?)
+# prediction vs broker, exchange '' (the default exchange)
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
 # message     lab04.GOOG
-# lab04.GOOG  ✔ yes
-# GOOG        ✔ no  (returned: no queue matched)
+# lab04.GOOG  yes · you: yes ✔
+# GOOG        no · you: no ✔  (returned: no queue matched)
 # 2 of 2 messages predicted right.
 
 # %% [markdown]

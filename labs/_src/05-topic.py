@@ -198,22 +198,24 @@ prediction = {
 # %%
 predict_then_publish(endpoints, 'lab05.blog', prediction)
 # Expected result (solution):
-# prediction vs broker, exchange 'lab05.blog' (yes/no: did the queue get it?)
-# message                 lab05.my-feed  lab05.reviews  lab05.sports  lab05.technology
-# sports.tennis.review    ✔ yes          ✔ no           ✔ yes         ✔ no
-# technology              ✔ yes          ✔ no           ✔ no          ✔ yes
-# review                  ✔ no           ✔ no           ✔ no          ✔ no  (returned: no queue matched)
-# books.review            ✔ no           ✔ yes          ✔ no          ✔ no
-# news.technology.review  ✔ no           ✔ no           ✔ no          ✔ no  (returned: no queue matched)
+# prediction vs broker, exchange 'lab05.blog'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+# message                 lab05.my-feed     lab05.reviews     lab05.sports      lab05.technology
+# sports.tennis.review    yes · you: yes ✔  no · you: no ✔    yes · you: yes ✔  no · you: no ✔
+# technology              yes · you: yes ✔  no · you: no ✔    no · you: no ✔    yes · you: yes ✔
+# review                  no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
+# books.review            no · you: no ✔    yes · you: yes ✔  no · you: no ✔    no · you: no ✔
+# news.technology.review  no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
 # 5 of 5 messages predicted right.
 # Expected result (student):
-# prediction vs broker, exchange 'lab05.blog' (yes/no: did the queue get it?)
-# message                 lab05.reviews  lab05.sports  lab05.technology
-# sports.tennis.review    ✔ no           ✘ yes         ✔ no
-# technology              ✔ no           ✔ no          ✘ yes
-# review                  ✔ no           ✔ no          ✔ no  (returned: no queue matched)
-# books.review            ✘ yes          ✔ no          ✔ no
-# news.technology.review  ✔ no           ✔ no          ✔ no  (returned: no queue matched)
+# prediction vs broker, exchange 'lab05.blog'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+# message                 lab05.reviews    lab05.sports     lab05.technology
+# sports.tennis.review    no · you: no ✔   yes · you: no ✘  no · you: no ✔
+# technology              no · you: no ✔   no · you: no ✔   yes · you: no ✘
+# review                  no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
+# books.review            yes · you: no ✘  no · you: no ✔   no · you: no ✔
+# news.technology.review  no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
 # ✘ 'sports.tennis.review': the broker delivered it to lab05.sports; you predicted no queue
 # ✘ 'technology': the broker delivered it to lab05.technology; you predicted no queue
 # ✘ 'books.review': the broker delivered it to lab05.reviews; you predicted no queue

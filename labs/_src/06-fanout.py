@@ -204,14 +204,16 @@ prediction = {'news': {tab, 'lab06.audit-log', 'lab06.user-A', 'lab06.user-B',
 # %%
 predict_then_publish(endpoints, 'lab06.notifications', prediction, connection=connection)
 # Expected result (solution):
-# prediction vs broker, exchange 'lab06.notifications' (yes/no: did the queue get it?)
-# message  amq.gen-AAAAAAAAAAAAAAAAAAAAAA  lab06.audit-log  lab06.user-A  lab06.user-B  lab06.user-C  lab06.user-D  lab06.user-E
-# news     ✔ yes                           ✔ yes            ✔ yes         ✔ yes         ✔ yes         ✔ yes         ✔ yes
+# prediction vs broker, exchange 'lab06.notifications'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+# message  amq.gen-AAAAAAAAAAAAAAAAAAAAAA  lab06.audit-log   lab06.user-A      lab06.user-B      lab06.user-C      lab06.user-D      lab06.user-E
+# news     yes · you: yes ✔                yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔
 # 1 of 1 messages predicted right.
 # Expected result (student):
-# prediction vs broker, exchange 'lab06.notifications' (yes/no: did the queue get it?)
-# message  amq.gen-AAAAAAAAAAAAAAAAAAAAAA  lab06.audit-log  lab06.user-A  lab06.user-B  lab06.user-C  lab06.user-D
-# news     ✘ yes                           ✘ yes            ✘ yes         ✘ yes         ✘ yes         ✘ yes
+# prediction vs broker, exchange 'lab06.notifications'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+# message  amq.gen-AAAAAAAAAAAAAAAAAAAAAA  lab06.audit-log  lab06.user-A     lab06.user-B     lab06.user-C     lab06.user-D
+# news     yes · you: no ✘                 yes · you: no ✘  yes · you: no ✘  yes · you: no ✘  yes · you: no ✘  yes · you: no ✘
 # ✘ 'news': the broker delivered it to amq.gen-AAAAAAAAAAAAAAAAAAAAAA, lab06.audit-log, lab06.user-A, lab06.user-B, lab06.user-C, lab06.user-D; you predicted no queue
 # 0 of 1 messages predicted right.
 

@@ -228,20 +228,22 @@ prediction = {
 # %%
 predict_then_publish(endpoints, 'lab07.logistics', prediction, messages=parcels)
 # Expected result (solution):
-# prediction vs broker, exchange 'lab07.logistics' (yes/no: did the queue get it?)
+# prediction vs broker, exchange 'lab07.logistics'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
 # message             lab07.berlin-depot  lab07.berlin-express  lab07.express-desk  lab07.tenant-acme
-# Berlin, express     ✔ yes               ✔ yes                 ✔ yes               ✔ no
-# Hamburg, high       ✔ no                ✔ no                  ✔ yes               ✔ no
-# Berlin, priority 1  ✔ yes               ✔ no                  ✔ no                ✔ no
-# acme, Munich        ✔ no                ✔ no                  ✔ no                ✔ yes
+# Berlin, express     yes · you: yes ✔    yes · you: yes ✔      yes · you: yes ✔    no · you: no ✔
+# Hamburg, high       no · you: no ✔      no · you: no ✔        yes · you: yes ✔    no · you: no ✔
+# Berlin, priority 1  yes · you: yes ✔    no · you: no ✔        no · you: no ✔      no · you: no ✔
+# acme, Munich        no · you: no ✔      no · you: no ✔        no · you: no ✔      yes · you: yes ✔
 # 4 of 4 messages predicted right.
 # Expected result (student):
-# prediction vs broker, exchange 'lab07.logistics' (yes/no: did the queue get it?)
+# prediction vs broker, exchange 'lab07.logistics'
+# each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
 # message             lab07.berlin-depot  lab07.express-desk  lab07.tenant-acme
-# Berlin, express     ✘ yes               ✘ yes               ✔ no
-# Hamburg, high       ✔ no                ✘ yes               ✔ no
-# Berlin, priority 1  ✘ yes               ✔ no                ✔ no
-# acme, Munich        ✔ no                ✔ no                ✘ yes
+# Berlin, express     yes · you: no ✘     yes · you: no ✘     no · you: no ✔
+# Hamburg, high       no · you: no ✔      yes · you: no ✘     no · you: no ✔
+# Berlin, priority 1  yes · you: no ✘     no · you: no ✔      no · you: no ✔
+# acme, Munich        no · you: no ✔      no · you: no ✔      yes · you: no ✘
 # ✘ 'Berlin, express': the broker delivered it to lab07.berlin-depot, lab07.express-desk; you predicted no queue
 # ✘ 'Hamburg, high': the broker delivered it to lab07.express-desk; you predicted no queue
 # ✘ 'Berlin, priority 1': the broker delivered it to lab07.berlin-depot; you predicted no queue

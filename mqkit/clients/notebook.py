@@ -373,7 +373,7 @@ class NotebookChannel:
                     self._replay.append((name, args, kwargs))
             if isinstance(result, types.GeneratorType):
                 return self._locked_iteration(result)
-            return result
+            return _readable(result)
 
         return locked
 
@@ -389,6 +389,34 @@ class NotebookChannel:
 
     def __repr__(self) -> str:
         return f"<NotebookChannel {self.channel_number} of {self._owner!r}>"
+
+
+class BrokerReply:
+    """The broker's answer to a channel command, shown readably in a notebook.
+
+    pika returns a ``frame.Method`` whose repr is a raw frame dump
+    (``<METHOD(['channel_number=1', 'frame_type=1', …])>``); this wrapper shows
+    ``Queue.DeclareOk(queue='my_queue', message_count=0, consumer_count=0)`` and passes every
+    attribute through, so ``reply.method.queue`` works as with pika.
+    """
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._frame, name)
+
+    def __repr__(self) -> str:
+        method = self._frame.method
+        fields = ", ".join(f"{key}={value!r}" for key, value in vars(method).items())
+        return f"{method.NAME}({fields})"
+
+
+def _readable(result: Any) -> Any:
+    """Wrap pika's method frames (the answers of declare, bind, …) in :class:`BrokerReply`."""
+    from pika.frame import Method
+
+    return BrokerReply(result) if isinstance(result, Method) else result
 
 
 def notebook_connection(

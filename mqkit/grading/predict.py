@@ -3,18 +3,21 @@
 The student writes which queues each message will reach; :func:`predict_then_publish`
 publishes the messages to the real exchange (publisher confirms, ``mandatory``), observes
 which queues received each (see :func:`mqkit.grading.exchanges.probe_routes`; the probes are
-taken out of the queues again) and returns a table, prediction vs broker, with ✔ or ✘ per
-cell. In a notebook it never raises: a problem becomes the report's error line.
+taken out of the queues again) and returns a table. Each cell says three things apart: what
+the broker did (did the queue get the message?), what the student predicted, and whether the
+prediction was right. In a notebook it never raises: a problem becomes the report's error
+line.
 
 Example:
     >>> predict_then_publish(endpoints, "lab04.stocks", {
     ...     "AAPL": {"lab04.AAPL", "lab04.portfolio"},
     ...     "GOOG": set(),
     ... })                                                          # doctest: +SKIP
-    prediction vs broker, exchange 'lab04.stocks' (yes/no: did the queue get it?)
-    message  lab04.AAPL  lab04.portfolio
-    AAPL     ✔ yes       ✔ yes
-    GOOG     ✔ no        ✔ no     (returned: no queue matched)
+    prediction vs broker, exchange 'lab04.stocks'
+    each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
+    message  lab04.AAPL        lab04.portfolio
+    AAPL     yes · you: yes ✔  yes · you: yes ✔
+    GOOG     no · you: no ✔    no · you: no ✔  (returned: no queue matched)
     2 of 2 messages predicted right.
 """
 
@@ -78,10 +81,10 @@ class PredictionReport:
         return not self.error and bool(self.rows) and self.right == len(self.rows)
 
     def cell(self, row: PredictionRow, queue: str) -> str:
-        """``✔ yes`` / ``✘ no`` …: right or wrong, and whether the queue got the message."""
-        got = queue in row.received
-        mark = "✔" if got == (queue in row.predicted) else "✘"
-        return f"{mark} {'yes' if got else 'no'}"
+        """``yes · you: no ✘``: what the broker did, what was predicted, right or wrong."""
+        got, said = queue in row.received, queue in row.predicted
+        return (f"{'yes' if got else 'no'} · you: {'yes' if said else 'no'} "
+                f"{'✔' if got == said else '✘'}")
 
     def table(self) -> list[list[str]]:
         """The table as rows of strings, headers first."""
@@ -95,7 +98,8 @@ class PredictionReport:
         where = repr(self.exchange) if self.exchange else "'' (the default exchange)"
         if self.error:
             return [f"⚠ could not publish to exchange {where}: {self.error}"]
-        lines = [f"prediction vs broker, exchange {where} (yes/no: did the queue get it?)"]
+        lines = [f"prediction vs broker, exchange {where}",
+                 "each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong"]
         table = self.table()
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for index, cells in enumerate(table):

@@ -230,3 +230,18 @@ def test_mqtt_wrong_password_is_an_authentication_error(brokers):
         clients.mqtt_connect(url, key=key)
     assert f"port={address.port}" in str(caught.value)
     assert key not in clients.workers()
+
+
+def test_a_notebook_channel_shows_the_brokers_answer_readably(brokers):
+    queue = f"readable-{uuid.uuid4().hex[:8]}"
+    connection = clients.notebook_connection(brokers, name=queue)
+    try:
+        channel = connection.channel()
+        reply = channel.queue_declare(queue=queue, durable=True)
+        assert repr(reply) == (f"Queue.DeclareOk(queue={queue!r}, message_count=0, "
+                               "consumer_count=0)")
+        assert reply.method.queue == queue  # still pika's frame underneath
+        assert repr(channel.queue_bind(queue, "amq.direct", routing_key="k")) == "Queue.BindOk()"
+        assert "METHOD" not in repr(channel.queue_delete(queue))
+    finally:
+        connection.close()

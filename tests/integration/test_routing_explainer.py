@@ -122,9 +122,9 @@ def test_prediction_right_and_wrong(brokers, blog) -> None:
     assert "3 of 4 messages predicted right." in text
     assert "(returned: no queue matched)" in text
     wrong_row = next(r for r in report.rows if r.label == "sports.technology")
-    assert report.cell(wrong_row, tech) == "✘ yes"
-    assert report.cell(wrong_row, sports) == "✔ yes"
-    assert report.cell(wrong_row, one) == "✔ no"
+    assert report.cell(wrong_row, tech) == "yes · you: no ✘"
+    assert report.cell(wrong_row, sports) == "yes · you: yes ✔"
+    assert report.cell(wrong_row, one) == "no · you: no ✔"
 
 
 def test_prediction_with_headers_messages_and_a_typo(brokers, channel) -> None:

@@ -96,10 +96,11 @@ def test_prediction_report_marks_each_cell() -> None:
         PredictionRow("GOOG", frozenset(), frozenset(), is_unroutable=True),
     ))
     assert report.lines() == [
-        "prediction vs broker, exchange 'lab04.stocks' (yes/no: did the queue get it?)",
-        "message  lab04.AAPL  lab04.portfolio",
-        "AAPL     ✔ yes       ✘ yes",
-        "GOOG     ✔ no        ✔ no  (returned: no queue matched)",
+        "prediction vs broker, exchange 'lab04.stocks'",
+        "each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong",
+        "message  lab04.AAPL        lab04.portfolio",
+        "AAPL     yes · you: yes ✔  yes · you: no ✘",
+        "GOOG     no · you: no ✔    no · you: no ✔  (returned: no queue matched)",
         "✘ 'AAPL': the broker delivered it to lab04.AAPL, lab04.portfolio; "
         "you predicted lab04.AAPL",
         "1 of 2 messages predicted right.",
