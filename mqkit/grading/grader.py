@@ -51,7 +51,7 @@ COLUMNS = ("student", "lab", "check", "points", "max_points", "status", "message
 
 #: Labs whose notebooks use MQTT get their own Mosquitto; the others share the instructor's
 #: (they never publish to it; the notebook's start_brokers() only probes it).
-MQTT_LABS = frozenset({"00", "10"})
+MQTT_LABS = frozenset({"00", "10", "11"})
 
 _TOTAL = "TOTAL"
 

@@ -130,7 +130,7 @@ def _text(payload: bytes) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
-# -- the checks of lab 10 (functions reusable with other topics) -----------------------
+# -- the checks of labs 10 and 11 (functions reusable with other topics) ---------------
 
 
 @check("10.retained-message", "a retained message",
@@ -152,16 +152,16 @@ def retained_message(endpoints: Endpoints, topic: str, payload: str | None = Non
            f"{_text(found.payload)!r}"
 
 
-@check("10.persistent-session", "a persistent session kept every QoS 1 message",
+@check("11.persistent-session", "a persistent session kept every QoS 1 message",
        hint=('Messages published while a subscriber is away are kept only for a '
               'session the broker remembers: what makes a session persistent?',
              'Connect the worker with a fixed client id and the clean-session flag '
               'off, subscribe at QoS 1, disconnect, then publish the jobs at QoS 1.',
              'mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, '
-              "client_id='lab10-worker', clean_session=False); "
+              "client_id='lab11-worker', clean_session=False); "
               'client.subscribe(topic, qos=1)'),
        points=2,
-       params={"client_id": "lab10-worker", "topic_filter": "lab10/jobs/#", "expected": 5})
+       params={"client_id": "lab11-worker", "topic_filter": "lab11/jobs/#", "expected": 5})
 def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: str,
                           expected: int) -> str:
     """The persistent session of ``client_id`` holds ``expected`` messages at QoS >= 1.
@@ -194,7 +194,7 @@ def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: st
             f"{topic_filter!r} while it was away (QoS {min(m.qos for m in mine)})")
 
 
-@check("10.last-will", "the last will arrived",
+@check("11.last-will", "the last will arrived",
        hint=("The broker publishes a client's last will only when the client "
               'disappears without saying goodbye: was a will set before connecting, '
               'and did the client vanish?',
@@ -203,7 +203,7 @@ def session_kept_messages(endpoints: Endpoints, client_id: str, topic_filter: st
               'socket), not with disconnect().',
              "client.will_set(topic, 'offline', qos=1, retain=True)  # before "
               'client.connect(...)'),
-       points=2, params={"topic": "lab10/devices/sensor-1/status", "payload": "offline"})
+       points=2, params={"topic": "lab11/devices/sensor-1/status", "payload": "offline"})
 def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
     """The broker published the last will: ``topic`` retains ``payload``.
 

@@ -1,4 +1,4 @@
-"""The MQTT widgets and lab 10's checks against the real Mosquitto that mqkit started."""
+"""The MQTT widgets and the checks of labs 10 and 11, against the real Mosquitto mqkit started."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def test_publisher_widget_reports_an_invalid_topic(brokers):
         widget.close()
 
 
-# -- lab 10's checks -------------------------------------------------------------------
+# -- the checks of labs 10 and 11 ------------------------------------------------------
 
 
 def test_retained_check_fails_then_passes(brokers, publisher):
@@ -205,7 +205,7 @@ def _worker(brokers, client_id: str, topic_filter: str, qos: int) -> None:
 
 
 def test_persistent_session_check(brokers, publisher):
-    check = get_check("10.persistent-session")
+    check = get_check("11.persistent-session")
     root, client_id = unique("jobs"), unique("worker")
     params = {"client_id": client_id, "topic_filter": f"{root}/#", "expected": 5}
     assert "keeps no session" in check.run(brokers, **params).message
@@ -245,7 +245,7 @@ threading.Event().wait(30)
 
 
 def test_last_will_check_sees_a_killed_client(brokers, publisher):
-    check = get_check("10.last-will")
+    check = get_check("11.last-will")
     topic = unique("t") + "/status"
     assert check.run(brokers, topic=topic, payload="offline").status.value == "failed"
     address = brokers.mqtt
