@@ -9,7 +9,7 @@ Example:
 
 import logging
 
-from mqkit.admin import Admin
+from mqkit.admin import Admin, cleanup
 from mqkit.brokers.launcher import (
     broker_status,
     doctor,
@@ -19,6 +19,7 @@ from mqkit.brokers.launcher import (
     stop_brokers,
 )
 from mqkit.clients import amqp_connection, mqtt_client, notebook_connection
+from mqkit.clients import register as register_worker
 from mqkit.config import Settings
 from mqkit.endpoints import Endpoints
 from mqkit.exceptions import (
@@ -57,10 +58,12 @@ __all__ = [
     "Settings",
     "amqp_connection",
     "broker_status",
+    "cleanup",
     "doctor",
     "kill_broker",
     "mqtt_client",
     "notebook_connection",
+    "register_worker",
     "restart_broker",
     "start_brokers",
     "stop_brokers",

@@ -114,9 +114,10 @@ print("closed by the with block:", short_lived.is_closed)
 # %% [markdown]
 # ## When the connection fails
 #
-# A wrong password: RabbitMQ refuses the login and pika raises
-# `ProbableAuthenticationError` ("probable", because the broker closes the socket without
-# saying why, on purpose).
+# A wrong password: RabbitMQ refuses the login with `403 ACCESS_REFUSED` and pika raises
+# `ProbableAuthenticationError`. The broker says why before it closes the connection because
+# pika tells it, at the handshake, that it understands `authentication_failure_close`; a
+# client that does not gets the socket closed without a word (hence "probable").
 
 # %%
 wrong_password = pika.ConnectionParameters(
@@ -130,9 +131,11 @@ try:
     pika.BlockingConnection(wrong_password)
 except pika.exceptions.ProbableAuthenticationError as error:
     print("refused:", type(error).__name__)
+    print("the broker said:", error)
     print("is it a connection error?", isinstance(error, pika.exceptions.AMQPConnectionError))
 # Expected output:
 # refused: ProbableAuthenticationError
+# the broker said: ConnectionClosedByBroker: (403) 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.'
 # is it a connection error? True
 
 # %% [markdown]
@@ -149,22 +152,24 @@ except pika.exceptions.AMQPConnectionError as error:
 # no connection: AMQPConnectionError
 
 # %% [markdown]
-# mqkit's readiness probe turns both into an explained error: what failed, where, and a
-# `Hint:` with the next step.
+# `mqkit.amqp_connection`, the way mqkit itself opens every connection, turns both into an
+# explained error: what failed, where, what the broker said, and a `Hint:` with the next
+# step.
 
 # %%
 from dataclasses import replace
 
-from mqkit.brokers.readiness import probe_amqp
-
 for address in (replace(amqp, password="not-the-password"), replace(amqp, port=1)):
     try:
-        probe_amqp(address)
+        mqkit.amqp_connection(address.url())
     except mqkit.BrokerConnectionError as error:
-        print(type(error).__name__, "—", error.hint)
+        print(type(error).__name__, "—", error.message)
+        print("  Hint:", error.hint)
 # Expected output:
-# AuthenticationError — Check the credentials (user name, password and vhost) in the AMQP URL; `mqkit status` shows the URL of brokers mqkit started.
-# BrokerConnectionError — Is the broker running? `mqkit status` shows it; `mqkit up` starts it.
+# AuthenticationError — RabbitMQ refused the login of user 'mqkit' (host=127.0.0.1, port=PORT, vhost=/): ConnectionClosedByBroker: (403) 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile.'.
+#   Hint: Check the credentials (user name, password and vhost) in the AMQP URL; `mqkit status` shows the URL of brokers mqkit started.
+# BrokerConnectionError — No AMQP connection (host=127.0.0.1, port=1, vhost=/): AMQPConnectorSocketConnectError: ConnectionRefusedError(111, 'Connection refused').
+#   Hint: Is the broker running? `mqkit status` shows it; `mqkit up` starts it.
 
 # %% [markdown]
 # ## Exercise: your own connection

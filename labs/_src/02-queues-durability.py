@@ -22,7 +22,9 @@ from mqkit.grading import self_check
 
 endpoints = mqkit.start_brokers()
 parameters = pika.URLParameters(endpoints.amqp_url)
-# Like pika.BlockingConnection (lab 01), but it survives a notebook left idle for a while.
+# A pika.BlockingConnection (lab 01) with two differences: a background thread keeps it
+# alive while the notebook sits idle, and after it was lost (a broker restart) its next use
+# opens a new connection and re-opens its channels.
 connection = mqkit.notebook_connection(endpoints, name="lab02")
 channel = connection.channel()
 

@@ -22,7 +22,7 @@ import uuid
 import pika
 
 import mqkit
-from mqkit.clients import amqp_connection, register
+from mqkit import amqp_connection, register_worker
 from mqkit.grading import self_check
 
 endpoints = mqkit.start_brokers()
@@ -70,7 +70,7 @@ def answer(channel, properties, response, server_name):
 #
 # The server runs in a thread with a connection of its own (pika connections must not be
 # shared between threads). It computes Fibonacci numbers, optionally slowly (`delay`) or
-# answering more than once (`answers`). `register` puts it in mqkit's worker registry:
+# answering more than once (`answers`). `mqkit.register_worker` puts it in mqkit's registry:
 # re-running the cell stops the old server with the same name, and `stop()` ends it
 # cleanly — a request it has not acked goes back to the queue.
 
@@ -88,7 +88,7 @@ class RPCServer:
         self.handled = 0
         self.error = None
         self.stopping, self.ready = threading.Event(), threading.Event()
-        register(f"lab08.{name}", self)  # stops an older server of the same name
+        register_worker(f"lab08.{name}", self)  # stops an older server of the same name
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
         self.ready.wait(10)

@@ -61,3 +61,33 @@ def test_missing_things_and_wrong_credentials(brokers):
     with pytest.raises(AuthenticationError) as caught:
         wrong.overview()
     assert "Hint:" in str(caught.value)
+
+
+def test_cleanup_removes_one_labs_objects_and_stops_their_inboxes(brokers):
+    import uuid
+
+    import pika
+
+    from mqkit import cleanup
+    from mqkit.widgets import QueueInbox
+
+    prefix, other = f"clean{uuid.uuid4().hex[:6]}.", f"keep{uuid.uuid4().hex[:6]}"
+    connection = pika.BlockingConnection(pika.URLParameters(brokers.amqp_url))
+    channel = connection.channel()
+    channel.exchange_declare(f"{prefix}ex", exchange_type="fanout", durable=True)
+    for queue in (f"{prefix}a", f"{prefix}b", other):
+        channel.queue_declare(queue, durable=True)
+    inbox = QueueInbox(f"{prefix}a", brokers, key=f"{prefix}inbox")
+    try:
+        assert cleanup(brokers, prefix) == [f"exchange {prefix}ex", f"queue {prefix}a",
+                                            f"queue {prefix}b"]
+        assert not inbox.model.is_running  # stopped before its queue went
+        names = {q["name"] for q in Admin(brokers).queues()}
+        assert other in names
+        assert not {f"{prefix}a", f"{prefix}b"} & names
+        with pytest.raises(ConfigError, match="prefix"):
+            cleanup(brokers, " ")
+    finally:
+        inbox.close()
+        channel.queue_delete(other)
+        connection.close()

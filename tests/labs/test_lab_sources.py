@@ -191,3 +191,28 @@ def test_sanitizer_hides_ports_passwords_and_server_names() -> None:
     for regex, replace in patterns:
         text = re.sub(regex, replace, text)
     assert text == "amqp://mqkit:***@127.0.0.1:PORT/%2F port=PORT amq.gen-NAME UUID"
+
+
+#: What a lab may import from mqkit: the public API and the documented student modules.
+PUBLIC_MODULES = {"mqkit", "mqkit.grading", "mqkit.grading.predict", "mqkit.widgets",
+                  "mqkit.routing"}
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
+def test_labs_use_only_public_api(lab) -> None:
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse(lab.source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mqkit"):
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names if a.name.startswith("mqkit")}
+    assert imported <= PUBLIC_MODULES, f"{lab.name} imports internals: {imported - PUBLIC_MODULES}"
+    used = set(re.findall(r"\bmqkit\.([a-z_]+)\b", lab.source.read_text(encoding="utf-8")))
+    import mqkit
+
+    attributes = {name for name in used if not (Path(mqkit.__file__).parent / name).exists()
+                  and not (Path(mqkit.__file__).parent / f"{name}.py").exists()}
+    unknown = attributes - set(mqkit.__all__)
+    assert not unknown, f"{lab.name} uses mqkit.{unknown}, which is not public API"
