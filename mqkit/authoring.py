@@ -315,6 +315,55 @@ def _drop_stub_lines(region: list[str]) -> list[str]:
     return [line for line in region if not line.strip().startswith(STUB)]
 
 
+# -- how long a lab takes --------------------------------------------------------------------
+
+#: The rule behind every lab's "Estimated time": reading, running, and doing the exercises.
+READING_WORDS_PER_MINUTE = 200
+MINUTES_PER_EXERCISE = 10
+_STATED = re.compile(r"\*\*Estimated time:\*\* (\d+) minutes")
+
+
+def lab_workload(source: str) -> tuple[int, int]:
+    """The words a student reads and the number of exercises in a lab.
+
+    Text counts its words; code counts its names and numbers (``channel.queue_declare(``
+    is two words to read, not one), as a reader takes them in.
+    """
+    import json
+
+    notebook = json.loads(render_notebook(source, "student", "lab", with_outputs=False))
+    words = 0
+    for cell in notebook["cells"]:
+        text = _source(cell)
+        words += len(re.findall(r"\w+", text)) if cell["cell_type"] == "code" else len(
+            text.split())
+    exercises = sum("exercise" in cell["metadata"].get("tags", [])
+                    for cell in notebook["cells"])
+    return words, exercises
+
+
+def estimate_minutes(source: str, run_seconds: float) -> float:
+    """A lab's time by the written rule: reading + running its cells + its exercises.
+
+    Reading is at :data:`READING_WORDS_PER_MINUTE`, the run time is measured
+    (``benchmarks/lab_times.py``), and every exercise counts :data:`MINUTES_PER_EXERCISE`.
+    """
+    words, exercises = lab_workload(source)
+    return (words / READING_WORDS_PER_MINUTE + run_seconds / 60
+            + exercises * MINUTES_PER_EXERCISE)
+
+
+def rounded_minutes(minutes: float) -> int:
+    """What a lab states: to the nearest 5 minutes from 10 up, else to the minute."""
+    return max(1, round(minutes)) if minutes < 10 else 5 * round(minutes / 5)
+
+
+def stated_minutes(source: str) -> int | None:
+    """The ``**Estimated time:** N minutes`` a lab states in its opening cell."""
+    found = _STATED.search(source)
+    return int(found.group(1)) if found else None
+
+
 # -- what a student could see ----------------------------------------------------------------
 
 #: A solution line is one with at least this many non-blank characters.

@@ -7,7 +7,7 @@
 # - tell whether your machine can run brokers, and why not (`mqkit.doctor()`);
 # - know what to do when a broker does not start.
 #
-# **Estimated time:** 10 minutes.
+# **Estimated time:** 3 minutes.
 #
 # Every lab talks to *real* brokers. You never install or configure one by hand: the
 # `mqkit` package starts them (with Docker when it is there, else as local processes) or

@@ -9,7 +9,7 @@
 # - close channels and connections cleanly;
 # - read what a wrong password or a wrong port gives you.
 #
-# **Estimated time:** 20 minutes.
+# **Estimated time:** 15 minutes.
 
 # %%
 import pika

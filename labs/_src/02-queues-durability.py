@@ -9,7 +9,7 @@
 # - choose between classic and quorum queues;
 # - see for real which queues and messages survive a broker restart.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 35 minutes.
 
 # %%
 import time

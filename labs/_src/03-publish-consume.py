@@ -10,7 +10,7 @@
 # - fetch single messages with `basic_get`;
 # - share work between two consumers with `basic_qos(prefetch_count=1)` (fair dispatch).
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 15 minutes.
 
 # %%
 import time

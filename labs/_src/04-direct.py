@@ -10,7 +10,7 @@
 # - recognise the default exchange as a direct exchange that binds every queue by its name;
 # - predict where messages go, then let the broker prove you right or wrong.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 25 minutes.
 #
 # The lecture's example is a **stock market**: prices are published with the ticker as the
 # routing key, and each trader's queue receives the tickers it was bound to.

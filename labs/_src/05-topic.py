@@ -11,7 +11,7 @@
 # - use the routing explainer to see *why* a pattern matches or not;
 # - predict where messages go, then let the broker prove you right or wrong.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 25 minutes.
 #
 # The lecture's example is a **blog platform**: each post is published with a routing key
 # such as `sports.football` or `science.technology`, and readers subscribe with patterns

@@ -9,7 +9,7 @@
 # - see why the routing key is ignored, and that header values are compared with their type;
 # - predict where messages go, then let the broker prove you right or wrong.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 25 minutes.
 #
 # The lecture's example is **logistics**: each parcel carries the headers `destination`
 # and `delivery_method`, and depots subscribe to the parcels they handle.

@@ -12,7 +12,7 @@
 #   answers twice;
 # - let several servers share one request queue.
 #
-# **Estimated time:** 35 minutes.
+# **Estimated time:** 15 minutes.
 
 # %%
 import threading

@@ -13,7 +13,7 @@
 # - catch rejected and expired messages in a **dead-letter exchange**;
 # - measure why confirms are sent in batches.
 #
-# **Estimated time:** 40 minutes.
+# **Estimated time:** 30 minutes.
 
 # %%
 import os

@@ -13,7 +13,7 @@
 # Lab 11 continues with sessions, the last will, the lecture's docker-compose example and
 # MQTT vs AMQP.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 20 minutes.
 
 # %% [markdown]
 # ## Setup

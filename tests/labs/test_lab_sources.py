@@ -216,3 +216,31 @@ def test_labs_use_only_public_api(lab) -> None:
                   and not (Path(mqkit.__file__).parent / f"{name}.py").exists()}
     unknown = attributes - set(mqkit.__all__)
     assert not unknown, f"{lab.name} uses mqkit.{unknown}, which is not public API"
+
+
+RUN_TIMES = Path(__file__).resolve().parents[2] / "benchmarks" / "lab_times.json"
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
+def test_stated_time_follows_the_written_rule(lab) -> None:
+    # Reading at 200 words a minute + the measured run time + 10 minutes per exercise
+    # (mqkit.authoring.estimate_minutes); `python -m benchmarks.lab_times --record` measures.
+    from mqkit.authoring import estimate_minutes, stated_minutes
+
+    times = json.loads(RUN_TIMES.read_text())
+    assert lab.name in times, f"no measured run time for {lab.name}: run benchmarks/lab_times.py"
+    source = lab.source.read_text(encoding="utf-8")
+    rule, stated = estimate_minutes(source, times[lab.name]), stated_minutes(source)
+    assert stated is not None
+    assert abs(stated - rule) <= 0.2 * rule + 0.5, f"{lab.name}: states {stated}, rule {rule:.1f}"
+    readme = (LABS / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"\| {lab.name[:2]} \|[^|]*\| {stated} min \|", readme), lab.name
+
+
+def test_top_readme_states_the_same_times() -> None:
+    from mqkit.authoring import stated_minutes
+
+    readme = (LABS.parent / "README.md").read_text(encoding="utf-8")
+    for lab in LAB_LIST:
+        stated = stated_minutes(lab.source.read_text(encoding="utf-8"))
+        assert re.search(rf"\| {lab.name[:2]} \|[^|]*\| {stated} min \|", readme), lab.name
