@@ -88,16 +88,24 @@ class ExternalBackend(Backend):
         return []
 
     def status(self) -> list[BrokerStatus]:
-        """Whether each configured broker answers."""
+        """Whether each configured broker answers; for several AMQP URLs, each node."""
         from mqkit.brokers.readiness import probe_amqp, probe_mqtt
 
         endpoints = self.endpoints()
-        result = []
-        for name, probe, address in (("rabbitmq", probe_amqp, endpoints.amqp),
-                                     ("mosquitto", probe_mqtt, endpoints.mqtt)):
+        nodes = []
+        for address in parse_amqp_urls(endpoints.amqp_url):
             try:
-                probe(address)
-                result.append(BrokerStatus(name, True, f"answers at {address.redacted()}"))
+                probe_amqp(address)
+                nodes.append((True, f"answers at {address.redacted()}"))
             except BrokerConnectionError as exc:
-                result.append(BrokerStatus(name, False, exc.message))
+                nodes.append((False, exc.message))
+        # A cluster is up while any node answers; the detail names the ones that do not.
+        result = [BrokerStatus("rabbitmq", any(ok for ok, _ in nodes),
+                               "; ".join(text for _, text in nodes))]
+        try:
+            probe_mqtt(endpoints.mqtt)
+            result.append(BrokerStatus("mosquitto", True,
+                                       f"answers at {endpoints.mqtt.redacted()}"))
+        except BrokerConnectionError as exc:
+            result.append(BrokerStatus("mosquitto", False, exc.message))
         return result

@@ -39,6 +39,16 @@ def probe_amqp(address: BrokerAddress, timeout: float = 3.0) -> None:
                   quiet=True).close()
 
 
+def probe_amqp_url(url: str, timeout: float = 3.0) -> None:
+    """Open and close one authenticated AMQP connection to the first URL that answers.
+
+    ``url`` may hold several comma-separated URLs (a cluster's nodes): they are tried in
+    turn, as pika does for failover; the probe fails only when none accepts.
+    """
+    open_blocking(amqp_parameters(url, name="mqkit-probe", timeout=timeout), url,
+                  quiet=True).close()
+
+
 def probe_mqtt(address: BrokerAddress, timeout: float = 3.0) -> None:
     """Connect with credentials and wait for a successful CONNACK."""
     where = f"(host={address.host}, port={address.port})"
@@ -79,8 +89,8 @@ def probe_address(address: BrokerAddress, timeout: float = 3.0) -> None:
 
 
 def probe_all(endpoints: Endpoints, timeout: float = 3.0) -> None:
-    """Run every probe once; raise the first failure."""
-    probe_amqp(endpoints.amqp, timeout)
+    """Run every probe once; raise the first failure (any AMQP failover URL may answer)."""
+    probe_amqp_url(endpoints.amqp_url, timeout)
     probe_mqtt(endpoints.mqtt, timeout)
     if endpoints.management is not None:
         probe_management(endpoints.management, timeout)

@@ -105,11 +105,11 @@ def _settle(read: Callable[[], T], is_done: Callable[[T], bool]) -> T:
              'endpoints = mqkit.start_brokers()'))
 def brokers_reachable(endpoints: Endpoints) -> str:
     """RabbitMQ accepts the AMQP URL's credentials; the management API and Mosquitto answer."""
-    from mqkit.brokers.readiness import probe_amqp, probe_management, probe_mqtt
+    from mqkit.brokers.readiness import probe_amqp_url, probe_management, probe_mqtt
     from mqkit.exceptions import BrokerConnectionError
 
     try:
-        probe_amqp(endpoints.amqp)
+        probe_amqp_url(endpoints.amqp_url)
         if endpoints.management is not None:
             probe_management(endpoints.management)
         probe_mqtt(endpoints.mqtt)
