@@ -1,10 +1,13 @@
 # The two set-up commands of the README:
 #   make lab    start the brokers and JupyterLab on labs/
 #   make test   run the whole test suite (what CI runs)
+# and, when you want them alone:
+#   make test-browser      the browser tests (JupyterLab in headless Chromium)
+#   make test-browser-all  Run All on every student and solution notebook in the browser
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: lab test venv
+.PHONY: lab test test-browser test-browser-all venv
 
 venv: $(VENV)/.installed
 
@@ -21,3 +24,11 @@ lab: venv
 test: venv
 	bash scripts/ensure-brokers.sh
 	VENV=$(VENV) bash scripts/test.sh
+
+test-browser: venv
+	bash scripts/ensure-brokers.sh
+	$(VENV)/bin/python -m pytest -m browser tests/browser
+
+test-browser-all: venv
+	bash scripts/ensure-brokers.sh
+	MQKIT_TEST_BROWSER_ALL=1 $(VENV)/bin/python -m pytest tests/browser/test_labs_in_browser.py

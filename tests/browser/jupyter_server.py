@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mqkit.brokers.ports import free_port
 
@@ -49,6 +50,19 @@ class JupyterServer:
                      "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
+
+    def api(self, method: str, path: str, timeout: float = 30) -> Any:
+        """Call the server's REST API (``/api/...``) with the token; the decoded JSON or None."""
+        request = urllib.request.Request(f"{self.url}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def shut_down_sessions(self) -> None:
+        """End every session and its kernel (a lab's background consumers stop with it)."""
+        for session in self.api("GET", "/api/sessions"):
+            self.api("DELETE", f"/api/sessions/{session['id']}")
 
 
 def wait_for_status(url: str, token: str, process: subprocess.Popen[bytes], log: Path,
@@ -88,8 +102,14 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 20) ->
 
 
 @contextmanager
-def jupyter_lab(root: Path, env: Mapping[str, str], log: Path) -> Iterator[JupyterServer]:
-    """JupyterLab on 127.0.0.1, a free port and a random token, serving ``root``."""
+def jupyter_lab(root: Path, env: Mapping[str, str], log: Path,
+                notebook_settings: Mapping[str, object] | None = None,
+                ) -> Iterator[JupyterServer]:
+    """JupyterLab on 127.0.0.1, a free port and a random token, serving ``root``.
+
+    ``notebook_settings`` adds to the notebook tracker's settings, e.g.
+    ``{"windowingMode": "none"}`` so every cell of a long notebook stays in the DOM.
+    """
     port = free_port()
     token = os.urandom(16).hex()
     runtime = root.parent / f"{root.name}-jupyter-runtime"
@@ -106,7 +126,8 @@ def jupyter_lab(root: Path, env: Mapping[str, str], log: Path) -> Iterator[Jupyt
     # No "Select Kernel" dialog: the notebook's own kernel starts by itself.
     tracker = runtime / "settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True, exist_ok=True)
-    (tracker / "tracker.jupyterlab-settings").write_text('{"autoStartDefaultKernel": true}')
+    tracker_settings = {"autoStartDefaultKernel": True, **(notebook_settings or {})}
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps(tracker_settings))
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
