@@ -263,6 +263,13 @@ class DockerBackend(ManagedBackend):
             removed.append(str(container.labels.get(f"{LABEL}.broker", container.name)))
         return removed
 
+    def forget_secrets(self, state: BrokerState) -> None:
+        """Remove the rendered configs and password file (the containers hold the logs)."""
+        import shutil
+
+        for spec in self._specs(state):
+            shutil.rmtree(self.store.dir / spec.name, ignore_errors=True)
+
     def exit_reason(self, spec: BrokerSpec, state: BrokerState) -> str | None:
         """How the container ended, when it did."""
         container = self._container(spec.name)

@@ -101,11 +101,21 @@ class ManagedBackend(Backend):
             return []
         return [spec.name for spec in reversed(self._specs(state)) if self.halt(spec, state)]
 
+    def orphans(self) -> list[str]:
+        """Brokers of this state directory that run without a state record (a lost file)."""
+        return []
+
+    def forget_secrets(self, state: BrokerState) -> None:
+        """After a failed launch: remove files that hold credentials; the logs stay."""
+
     # -- the lifecycle ---------------------------------------------------------------------
 
     def has_state(self) -> bool:
-        """True when a state file records brokers started by this backend."""
-        return self.store.file.exists()
+        """True when a state file records brokers of this backend, or some run without one.
+
+        ``mqkit down`` must find brokers whose state file was lost or overwritten too.
+        """
+        return self.store.file.exists() or bool(self.orphans())
 
     def running(self) -> Endpoints | None:
         """Endpoints of this backend's brokers when every one runs and answers, else ``None``."""
@@ -119,7 +129,15 @@ class ManagedBackend(Backend):
         return self.endpoints(state)
 
     def start(self) -> Endpoints:
-        """Start the brokers, or reuse (and revive) the ones this state directory has."""
+        """Start the brokers, or reuse (and revive) the ones this state directory has.
+
+        Callers in other processes (another notebook, ``mqkit up``) wait for each other: only
+        the first launches, the others get its brokers.
+        """
+        with self.store.locked():
+            return self._start()
+
+    def _start(self) -> Endpoints:
         state = self.store.load()
         if state is None:
             return self._start_fresh()
@@ -135,14 +153,23 @@ class ManagedBackend(Backend):
         return self.endpoints(state)
 
     def stop(self) -> list[str]:
-        """Stop the brokers and remove their data, logs and credentials."""
-        try:
-            return self.discard(self.store.load())
-        finally:
-            self.store.clear()
+        """Stop the brokers and remove their data, logs and credentials.
+
+        Brokers of this state directory that run without a state record are stopped too.
+        """
+        with self.store.locked():
+            try:
+                stopped = self.discard(self.store.load())
+                return stopped + [name for name in self.discard(None) if name not in stopped]
+            finally:
+                self.store.clear()
 
     def restart(self, broker: str = "all") -> Endpoints:
         """Stop and start one broker or both; durable data, ports and credentials stay."""
+        with self.store.locked():
+            return self._restart(broker)
+
+    def _restart(self, broker: str) -> Endpoints:
         state = self._require_state()
         chosen = [self.specs[name] for name in check_broker_name(broker, allow_all=True)
                   if name in self.specs]
@@ -177,9 +204,15 @@ class ManagedBackend(Backend):
         """The last ``lines`` log lines of one broker."""
         (name,) = check_broker_name(broker)
         state = self.store.load()
-        if state is None or name not in self.specs:
+        if name not in self.specs:
             return ""
+        if state is None:  # a failed launch leaves its logs, not its record
+            return self.leftover_logs(self.specs[name], lines)
         return self.broker_logs(self.specs[name], state, lines)
+
+    def leftover_logs(self, spec: BrokerSpec, lines: int) -> str:
+        """The last log lines a broker left without a state record ('' when none)."""
+        return ""
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -237,7 +270,11 @@ class ManagedBackend(Backend):
             self._launch(state, self._specs(state))
             self._wait_ready(state, self._specs(state))
         except BaseException:
+            # Nothing of a failed launch stays running or holds its password; its logs stay
+            # for `mqkit logs`, which the error's hint names.
             self.discard(state)
+            self.discard(None)
+            self.forget_secrets(state)
             self.store.file.unlink(missing_ok=True)
             raise
         return self.endpoints(state)

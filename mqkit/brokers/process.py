@@ -125,16 +125,74 @@ class ProcessBackend(ManagedBackend):
             return True
         return _terminate(pid, main.marker)
 
-    def discard(self, state: BrokerState | None) -> list[str]:
-        """Stop every process of every broker, the broker before its helpers."""
-        if state is None:
-            return []
+    def _discard_recorded(self, state: BrokerState) -> list[str]:
         stopped = []
         for spec in reversed(self._specs(state)):
             for command in reversed(self._commands(spec, state)):
                 if _terminate(state.pids.get(command.name), command.marker):
                     stopped.append(command.name)
         return stopped
+
+    def orphans(self) -> list[str]:
+        """Processes running in this state directory without a record (a lost state file)."""
+        return [name for _pid, name in self._processes_here()]
+
+    def _processes_here(self) -> list[tuple[int, str]]:
+        # Every process mqkit starts here runs with its working directory inside the state
+        # directory, so the kernel's table finds them even when state.json is gone.
+        if not self.store.dir.is_dir():
+            return []
+        here = self.store.dir.resolve()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+                is_here = cwd == here or here in cwd.parents
+                if is_here and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append((int(entry.name), (entry / "comm").read_text().strip()))
+            except (OSError, IndexError):
+                continue  # gone meanwhile, or not ours to look at
+        return found
+
+    def discard(self, state: BrokerState | None) -> list[str]:
+        """Stop every process of every broker, the broker before its helpers.
+
+        Without a record (``None``), the processes found running in the state directory.
+        """
+        if state is not None:
+            return self._discard_recorded(state)
+        stopped = []
+        # Brokers (the leaders of their sessions) first, their helpers after them, epmd last:
+        # a broker unregisters from epmd while it shuts down.
+        def order(process: tuple[int, str]) -> tuple[bool, bool]:
+            pid, name = process
+            try:
+                is_leader = os.getsid(pid) == pid
+            except OSError:
+                is_leader = False
+            return name == "epmd", not is_leader
+
+        for pid, name in sorted(self._processes_here(), key=order):
+            if _terminate(pid, ""):
+                log.info("stopped %s (pid %s), which ran without a state record", name, pid)
+                stopped.append(name)
+        return stopped
+
+    def forget_secrets(self, state: BrokerState) -> None:
+        """Remove the configs (they hold the password) and the Erlang cookie; logs stay."""
+        for spec in self._specs(state):
+            folder = self.store.dir / spec.name
+            for name in spec.files(self._launch_context(spec, state)):
+                (folder / name).unlink(missing_ok=True)
+        (self.store.dir / "rabbitmq" / "home" / ".erlang.cookie").unlink(missing_ok=True)
+
+    def leftover_logs(self, spec: BrokerSpec, lines: int) -> str:
+        """The newest log files in the broker's folder (after a failed launch)."""
+        folder = self.store.dir / spec.name
+        logs = sorted(folder.rglob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+        return "\n".join(filter(None, (_tail(path, lines) for path in logs[:2])))
 
     def exit_reason(self, spec: BrokerSpec, state: BrokerState) -> str | None:
         """The exit code of a broker process that ended while mqkit waited for it."""

@@ -6,9 +6,11 @@ so folders are created ``0700`` and files ``0600``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,25 @@ class StateStore:
     def clear(self) -> None:
         """Remove this backend's whole state folder."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this backend's lock: one start, stop or restart at a time, across processes.
+
+        Two notebooks calling ``start_brokers()`` at once, or three ``mqkit up``: the second
+        waits for the first and then finds its brokers, instead of launching into the same
+        folder. The lock file sits beside the backend's folder, which :meth:`clear` removes.
+        """
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        fd = os.open(self.root / f".{self.dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 @dataclass
