@@ -174,8 +174,13 @@ def _lab(args: argparse.Namespace) -> int:
         print(f"mqkit: error: no labs folder at {folder}.\n"
               "Hint: run `mqkit lab` from the mqkit checkout, or pass --dir.", file=sys.stderr)
         return 2
-    endpoints = launcher.start_brokers(args.backend)
-    _print_endpoints(endpoints, False)
+    # Prestart: the brokers boot while JupyterLab starts, in a process of their own (same
+    # user, same state directory). A lab's first start_brokers() waits on the state
+    # directory's lock for what is left, and reports the error itself if the launch failed.
+    prestart = subprocess.Popen(
+        [sys.executable, "-m", "mqkit", "up", *(["--backend", args.backend] if args.backend
+                                                else [])],
+        env=dict(os.environ), stdin=subprocess.DEVNULL, start_new_session=True)
     jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
     extra = [a for a in args.jupyter_args if a != "--"]
     if os.geteuid() == 0 and "--allow-root" not in extra:
@@ -189,12 +194,17 @@ def _lab(args: argparse.Namespace) -> int:
         code = _wait_for_jupyter(process)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    started = prestart.wait() == 0  # never leave the launch half done behind us
     if args.stop_on_exit:
         launcher.stop_brokers(args.backend)
         print("Brokers stopped.")
-    else:
-        print(f"JupyterLab has exited. The brokers keep running ({endpoints.backend} backend); "
+    elif started:
+        backend = launcher.broker_status(args.backend)["backend"]
+        print(f"JupyterLab has exited. The brokers keep running ({backend} backend); "
               "`mqkit down` stops them.")
+    else:
+        print("JupyterLab has exited. The brokers did not start (see the error above); "
+              "`mqkit doctor` tells why.")
     return code
 
 

@@ -66,7 +66,7 @@ def test_lab_serves_jupyter_and_leaves_brokers_running(lab_env, stop):
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        # Brokers first (about 7 s for a fresh RabbitMQ), then JupyterLab.
+        # JupyterLab answers without waiting for the brokers (they start in the background).
         wait_for_status(url, token, process, log, timeout=150)
         server = JupyterServer(url, token, process, log)
 
@@ -75,7 +75,13 @@ def test_lab_serves_jupyter_and_leaves_brokers_running(lab_env, stop):
         entries = {s["name"]: s for s in json.loads(body)["server_processes"]}
         assert entries["rabbitmq-management"]["launcher_entry"]["title"] == "RabbitMQ management"
 
+        # The brokers boot in the background meanwhile: `mqkit up` waits for what is left
+        # (as a lab's first start_brokers() does) and gets the same brokers, not a second pair.
+        up = subprocess.run([sys.executable, "-m", "mqkit", "up", "--json"], env=env, text=True,
+                            capture_output=True, timeout=150, check=False)
+        assert up.returncode == 0, up.stderr
         endpoints = _status(env)["endpoints"]
+        assert endpoints == json.loads(up.stdout)
         management = endpoints["management_url"]
         credentials = management.split("//", 1)[1].split("@", 1)[0]
         auth = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
