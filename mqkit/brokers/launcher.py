@@ -66,13 +66,21 @@ def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:
         return get_backend(resolved.backend, resolved).start()
     if resolved.has_external:
         return get_backend("external", resolved).start()
+    reasons = []
     for name in ("process", "docker"):
         chosen = get_backend(name, resolved)
         if chosen.has_state():
             endpoints = chosen.running()
             if endpoints is not None:
                 return endpoints
-    reasons = []
+            # A launch under way (another notebook, `mqkit lab`'s prestart) or brokers to
+            # revive: wait for that one (start() takes the state directory's lock) rather
+            # than launch a second pair elsewhere.
+            try:
+                return chosen.start()
+            except (BackendUnavailable, BrokerStartError) as exc:
+                log.warning("auto: the %s brokers could not be revived (%s)", name, exc.message)
+                reasons.append(Availability(name, False, exc.message, exc.hint or ""))
     for name in MANAGED:
         chosen = get_backend(name, resolved)
         availability = chosen.availability()

@@ -117,3 +117,17 @@ def test_a_named_backend_is_used_without_trying_others(backends):
     backends()
     assert launcher.start_brokers("process").backend == "process"
     assert CALLS == ["process.start"]
+
+
+def test_a_launch_under_way_is_waited_for_not_doubled(backends):
+    # State recorded but not answering yet: another notebook or `mqkit lab` is launching.
+    backends(process=fake("process", has_state=True, running=False))
+    assert launcher.start_brokers().backend == "process"
+    assert "docker.start" not in CALLS
+    assert CALLS[:3] == ["process.has_state", "process.running", "process.start"]
+
+
+def test_brokers_that_cannot_be_revived_give_way_to_a_fresh_start(backends):
+    backends(docker=fake("docker", has_state=True, fails=True))
+    assert launcher.start_brokers().backend == "process"
+    assert CALLS.index("docker.start") < CALLS.index("process.start")
