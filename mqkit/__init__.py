@@ -15,7 +15,6 @@ from mqkit.brokers.launcher import (
     doctor,
     kill_broker,
     restart_broker,
-    start_brokers,
     stop_brokers,
 )
 from mqkit.clients import amqp_connection, mqtt_client, notebook_connection
@@ -36,6 +35,7 @@ from mqkit.exceptions import (
     MQKitError,
     QueueRefused,
 )
+from mqkit.notebook import start_brokers
 
 __version__ = "0.1.0"
 

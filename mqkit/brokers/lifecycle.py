@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 from mqkit.brokers.base import Availability, Backend, BrokerStatus, check_broker_name
 from mqkit.brokers.ports import choose_ports
+from mqkit.brokers.progress import report
 from mqkit.brokers.readiness import probe_address, wait_until_ready
 from mqkit.brokers.specs import LOOPBACK, MOSQUITTO, RABBITMQ, USERNAME, BrokerSpec, new_password
 from mqkit.brokers.state import BrokerState, StateStore
@@ -134,7 +135,11 @@ class ManagedBackend(Backend):
         Callers in other processes (another notebook, ``mqkit up``) wait for each other: only
         the first launches, the others get its brokers.
         """
-        with self.store.locked():
+        def waiting() -> None:
+            report("waiting for another start of these brokers (another notebook, or "
+                   "`mqkit lab` starting them in the background)…")
+
+        with self.store.locked(on_wait=waiting):
             return self._start()
 
     def _start(self) -> Endpoints:
@@ -147,7 +152,8 @@ class ManagedBackend(Backend):
             if endpoints is not None:
                 return endpoints
         else:
-            log.info("reviving %s (%s backend)", ", ".join(s.name for s in dead), self.name)
+            report(f"starting {', '.join(s.title for s in dead)} again "
+                   f"({self.name} backend)…")
             self._launch(state, dead)
         self._wait_ready(state, self._specs(state))
         return self.endpoints(state)
@@ -264,6 +270,8 @@ class ManagedBackend(Backend):
                     requested[port.name] = int(fixed or 0)
         state = BrokerState(backend=self.name, username=self.username, password=new_password(),
                             ports=choose_ports(requested), brokers=list(self.specs))
+        report(f"starting {', '.join(s.title for s in self.specs.values())} "
+               f"({self.name} backend)…")
         self.prepare(state)
         self.store.save(state)
         try:
@@ -291,7 +299,8 @@ class ManagedBackend(Backend):
 
     def _wait_ready(self, state: BrokerState, specs: Sequence[BrokerSpec]) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout
-        for spec in specs:
+        # The quick ones first, so the notebook shows "Mosquitto ready" while RabbitMQ boots.
+        for spec in sorted(specs, key=lambda s: len(s.probes)):
             for port in spec.probes:
                 address = self.address(state, port)
                 wait_until_ready(
@@ -299,3 +308,4 @@ class ManagedBackend(Backend):
                     timeout=max(0.1, deadline - time.monotonic()),
                     exited=lambda s=spec: self.exit_reason(s, state),
                     logs=lambda s=spec: self.broker_logs(s, state, 20))
+            report(f"{spec.title} ready")

@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -73,12 +73,15 @@ class StateStore:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold this backend's lock: one start, stop or restart at a time, across processes.
 
         Two notebooks calling ``start_brokers()`` at once, or three ``mqkit up``: the second
         waits for the first and then finds its brokers, instead of launching into the same
         folder. The lock file sits beside the backend's folder, which :meth:`clear` removes.
+
+        Args:
+            on_wait: called once when the lock is busy, before waiting for it.
         """
         import fcntl
 
@@ -86,7 +89,12 @@ class StateStore:
         self.root.chmod(0o700)
         fd = os.open(self.root / f".{self.dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()  # someone else is starting these brokers: say so, then wait
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"clients"},
     {"brokers", "admin", "security"},
     {"grading", "widgets", "jupyter_proxy"},
-    {"authoring", "cli", "__init__", "__main__"},
+    {"authoring", "cli", "notebook", "__init__", "__main__"},
 ]
 
 #: Where each kind of client may be constructed (paths relative to the package).
