@@ -168,9 +168,11 @@ print("oldest kept:", body)
 # ## Classic and quorum queues
 #
 # A **classic** queue (the default) lives on one broker node. A **quorum** queue
-# (`arguments={'x-queue-type': 'quorum'}`, RabbitMQ ≥ 3.8) is replicated over several nodes
-# with the Raft consensus protocol: it is the choice for data that must not be lost when a
-# node fails. Quorum queues are always durable; asking for a non-durable one is refused.
+# (`arguments={'x-queue-type': 'quorum'}`, RabbitMQ ≥ 3.8) is replicated over the nodes of a
+# cluster with the Raft consensus protocol: it is the choice for data that must not be lost
+# when a node fails. The lab's broker is a single node, so here a quorum queue has one
+# replica and is not replicated at all. Quorum queues are always durable; asking for a
+# non-durable one is refused.
 
 # %%
 throwaway = connection.channel()
@@ -205,17 +207,26 @@ self_check("02.quorum-queue", endpoints)
 # What survives a broker restart?
 #
 # - a **durable** queue survives; an **exclusive** queue dies with its connection anyway;
-# - in a durable queue, a **persistent** message (`delivery_mode=2`) survives, a transient
-#   one (the default) does not.
+# - in a durable *classic* queue, a **persistent** message (`delivery_mode=2`) survives, a
+#   transient one (`delivery_mode=1`, the default) does not;
+# - a *quorum* queue (and a stream) keeps every message, whatever its `delivery_mode`.
 #
-# (Recent RabbitMQ versions refuse queues that are neither durable nor exclusive, so every
-# queue in these labs is one or the other.)
+# A queue that is neither durable nor exclusive (*transient*) is gone after a restart.
+# RabbitMQ 3.x (3.10 here) accepts it; in RabbitMQ 4.x it is a deprecated feature
+# (`transient_nonexcl_queues`): Debian's RabbitMQ 4.3.6 still accepted one, but a broker can
+# be configured to deny them, and then `queue_declare` fails with
+# `406 PRECONDITION_FAILED` naming the feature (a notebook connection turns that into
+# `mqkit.QueueRefused`). So every queue in these labs is durable or exclusive.
 #
-# We prepare a durable queue `lab02.scratch` holding one *transient* message:
+# We prepare a durable classic queue `lab02.scratch` holding one *transient* message, and
+# put a transient message into the quorum queue `lab02.quorum` of exercise 1 too (without
+# that queue, the default exchange drops it):
 
 # %%
 channel.queue_declare(queue='lab02.scratch', durable=True)
 publisher.basic_publish(exchange='', routing_key='lab02.scratch', body='transient note')
+publisher.basic_publish(exchange='', routing_key='lab02.quorum', body='transient, in quorum',
+                        properties=pika.BasicProperties(delivery_mode=1))
 
 # %% [markdown]
 # ### Exercise 2: a durable queue
@@ -252,7 +263,7 @@ publisher.basic_publish(exchange='', routing_key='lab02.orders', body='order 1',
 
 # %%
 def show_queues(conn):
-    for name in ("lab02.orders", "lab02.scratch", private_queue):
+    for name in ("lab02.orders", "lab02.scratch", "lab02.quorum", private_queue):
         count = count_messages(conn, name)
         print(f"{name}: {'gone' if count is None else f'{count} message(s)'}")
 
@@ -261,10 +272,12 @@ show_queues(connection)
 # Expected output (solution):
 # lab02.orders: 1 message(s)
 # lab02.scratch: 1 message(s)
+# lab02.quorum: 1 message(s)
 # amq.gen-NAME: 0 message(s)
 # Expected output (student):
 # lab02.orders: gone
 # lab02.scratch: 1 message(s)
+# lab02.quorum: gone
 # amq.gen-NAME: 0 message(s)
 
 # %% [markdown]
@@ -281,17 +294,21 @@ except mqkit.MQKitError as error:
     print(error)
 
 # %% [markdown]
-# After the restart, through the same `connection` (it reconnected by itself):
+# After the restart, through the same `connection` (it reconnected by itself). The
+# classic queue `lab02.scratch` lost its transient message; the quorum queue
+# `lab02.quorum` kept its own:
 
 # %%
 show_queues(connection)
 # Expected output (solution):
 # lab02.orders: 1 message(s)
 # lab02.scratch: 0 message(s)
+# lab02.quorum: 1 message(s)
 # amq.gen-NAME: gone
 # Expected output (student):
 # lab02.orders: gone
 # lab02.scratch: 0 message(s)
+# lab02.quorum: gone
 # amq.gen-NAME: gone
 
 # %%
@@ -308,7 +325,11 @@ self_check("02.survives-restart", endpoints)
 #   different options give `406 PRECONDITION_FAILED`, and `passive=True` only checks.
 # - `queue=''` lets the broker name the queue; `exclusive=True` ties it to one connection;
 #   `auto_delete=True` removes it with its last consumer; `arguments` adds features.
-# - Quorum queues are replicated and always durable; classic queues are the default.
-# - Only a **durable** queue survives a restart, and in it only **persistent** messages.
+# - Quorum queues are always durable and replicated over a cluster's nodes (one node: one
+#   replica); classic queues are the default.
+# - Only a **durable** queue survives a restart. A classic queue keeps only its
+#   **persistent** messages; a quorum queue keeps every message, transient ones too.
+# - Transient (neither durable nor exclusive) queues are deprecated in RabbitMQ 4.x and can
+#   be denied there: use durable or exclusive queues.
 #
 # Next: **lab 03**, publishing and consuming.

@@ -16,6 +16,7 @@
 # **Estimated time:** 30 minutes.
 
 # %%
+import itertools
 import os
 import subprocess
 import sys
@@ -48,9 +49,11 @@ def count(queue):
 # %% [markdown]
 # ## Surviving a restart (exercise)
 #
-# A message survives a broker restart only if **both** hold: its queue is *durable* and the
-# message is *persistent* (`delivery_mode=2`). Declare `lab09.orders` as a durable queue and
-# publish one persistent message `'order 1'` to it through the default exchange.
+# In a classic queue (the default kind), a message survives a broker restart only if
+# **both** hold: its queue is *durable* and the message is *persistent* (`delivery_mode=2`).
+# (A quorum queue or a stream keeps every message, whatever its `delivery_mode`: lab 02
+# shows it.) Declare `lab09.orders` as a durable queue and publish one persistent message
+# `'order 1'` to it through the default exchange.
 
 # %%
 channel.confirm_delivery()  # explained below: publish returns once the broker has it
@@ -61,9 +64,11 @@ channel.basic_publish(exchange='', routing_key='lab09.orders', body='order 1',
 ### END SOLUTION
 
 # %% [markdown]
-# For comparison, a durable queue `lab09.scratch` holding a **transient** message (no
-# `delivery_mode`): the queue will survive, the message will not. (A non-durable queue
-# would vanish altogether; RabbitMQ 4 only allows those as exclusive queues.)
+# For comparison, a durable classic queue `lab09.scratch` holding a **transient** message
+# (no `delivery_mode`): the queue will survive, the message will not. (A queue that is
+# neither durable nor exclusive would vanish altogether. RabbitMQ 3.x accepts such queues;
+# RabbitMQ 4.x deprecates them, and a broker may be configured to refuse them, so the labs
+# use durable or exclusive queues only.)
 
 # %%
 channel.queue_declare(queue='lab09.scratch', durable=True)
@@ -95,7 +100,8 @@ self_check("09.survives-restart", endpoints)
 # Without confirms, `basic_publish` returns as soon as the message is in the client's
 # socket buffer: a crash a moment later loses it, and the publisher never knows. After
 # `channel.confirm_delivery()`, pika's `basic_publish` waits until the broker *acks* the
-# message — for a persistent message in a durable queue, once it is on disk. If the broker
+# message — for a persistent message in a durable classic queue, once it is written to disk;
+# for a quorum queue, once a majority of its replicas has it. If the broker
 # cannot take it, it sends a *nack* and pika raises `NackError`. A queue limited to one
 # message that refuses more (`x-overflow: reject-publish`) shows a nack:
 
@@ -290,49 +296,80 @@ requeued = channel.cancel()  # nothing went back: every message was acked
 # %% [markdown]
 # ## Confirms one at a time, or in batches
 #
-# pika's blocking channel waits for each confirm before the next publish: one round trip
-# and, for persistent messages, one disk write per message. A publisher can instead send a
-# *window* of messages and wait until all of them are confirmed — the broker acks many at
-# once (`multiple=True`) and writes them to disk together. pika's asynchronous
-# `SelectConnection` does that: publish a window, count the acks in a callback, publish the
-# next window. (If a nack or a crash interrupts a window, its unconfirmed messages are the
-# ones to publish again.)
+# pika's blocking channel waits for each confirm before the next publish: a full round trip
+# per message, and for a persistent message the wait until the broker has written it to
+# disk. RabbitMQ groups its disk syncs over the messages that arrived in the meantime, but
+# with only one message in flight there is little to group. A publisher can instead send a
+# *window* of messages and then wait until all of them are settled: the broker writes them
+# to disk together and may ack many at once (`multiple=True`). pika's asynchronous
+# `SelectConnection` does that: publish a window, count the acks and nacks in a callback,
+# publish the next window.
+#
+# The price: the publisher must remember every message until it is confirmed. A **nack**
+# means "publish it again"; so does a message still unconfirmed when the connection is lost
+# (the broker may or may not have it: publishing again can make a duplicate, the
+# at-least-once side of guaranteed delivery). `publish_in_windows` does both, and gives up on
+# a message after `retries` re-publishes, so it always ends.
 
 # %%
-def publish_in_windows(total, window):
-    """Publish ``total`` persistent messages, ``window`` at a time; seconds taken."""
-    state = {'sent': 0, 'unconfirmed': set(), 'start': 0.0, 'end': 0.0}
+def publish_in_windows(queue, bodies, window, retries=3):
+    """Publish persistent ``bodies`` to ``queue``, ``window`` at a time, with confirms.
 
-    def publish_window(ch):
-        for _ in range(min(window, total - state['sent'])):
-            ch.basic_publish('', 'lab09.bench', b'x' * 64, pika.BasicProperties(delivery_mode=2))
-            state['sent'] += 1
-            state['unconfirmed'].add(state['sent'])
+    A message that is nacked, or still unconfirmed when the connection is lost, is published
+    again, at most ``retries`` more times. Returns the seconds taken (from the first publish)
+    and the bodies given up on.
+    """
+    todo = list(range(len(bodies)))   # indices of the messages to publish (again)
+    published = [0] * len(bodies)     # how often each one was published
+    given_up, started = [], []
 
-    def on_confirm(frame):
-        tag, pending = frame.method.delivery_tag, state['unconfirmed']
-        if isinstance(frame.method, pika.spec.Basic.Nack):
-            raise RuntimeError("nacked")
-        pending.difference_update([t for t in pending if t <= tag] if frame.method.multiple
-                                  else [tag])
-        if not pending and state['sent'] < total:
-            publish_window(channels[0])
-        elif not pending:
-            state['end'] = time.perf_counter()
-            async_connection.close()
+    def again_or_give_up(index):
+        (todo if published[index] <= retries else given_up).append(index)
 
-    def on_channel(ch):
-        channels.append(ch)
-        ch.confirm_delivery(on_confirm, callback=lambda _: (
-            state.update(start=time.perf_counter()), publish_window(ch)))
+    def one_connection():
+        unconfirmed = {}  # delivery tag -> message index; tags count 1, 2, ... per channel
+        tags, channels = itertools.count(1), []
 
-    channels = []
-    async_connection = pika.SelectConnection(
-        pika.URLParameters(endpoints.amqp_url),
-        on_open_callback=lambda c: c.channel(on_open_callback=on_channel),
-        on_close_callback=lambda c, reason: c.ioloop.stop())
-    async_connection.ioloop.start()
-    return state['end'] - state['start']
+        def publish_window():
+            started.append(time.perf_counter())
+            for _ in range(min(window, len(todo))):
+                index = todo.pop(0)
+                channels[0].basic_publish('', queue, bodies[index],
+                                          pika.BasicProperties(delivery_mode=2))
+                published[index] += 1
+                unconfirmed[next(tags)] = index
+
+        def on_confirm(frame):
+            tag, nacked = frame.method.delivery_tag, isinstance(frame.method, pika.spec.Basic.Nack)
+            for settled in [t for t in unconfirmed if t <= tag] if frame.method.multiple else [tag]:
+                index = unconfirmed.pop(settled)
+                if nacked:
+                    again_or_give_up(index)
+            if unconfirmed:
+                return
+            if todo:  # the window is settled: on to the next one
+                publish_window()
+            else:
+                async_connection.close()
+
+        def on_channel(ch):
+            channels.append(ch)
+            ch.confirm_delivery(on_confirm, callback=lambda _: publish_window())
+
+        async_connection = pika.SelectConnection(
+            pika.URLParameters(endpoints.amqp_url),
+            on_open_callback=lambda c: c.channel(on_open_callback=on_channel),
+            on_open_error_callback=lambda c, error: c.ioloop.stop(),
+            on_close_callback=lambda c, reason: c.ioloop.stop())
+        async_connection.ioloop.start()
+        for index in unconfirmed.values():  # the connection ended before their confirm
+            again_or_give_up(index)
+
+    for _ in range(retries + 1):  # a lost connection is opened again, a bounded number of times
+        if todo:
+            one_connection()
+    seconds = time.perf_counter() - started[0] if started else 0.0
+    return seconds, [bodies[index] for index in given_up + todo]
 
 
 def publish_one_at_a_time(total):
@@ -341,16 +378,38 @@ def publish_one_at_a_time(total):
         channel.basic_publish('', 'lab09.bench', b'x' * 64, pika.BasicProperties(delivery_mode=2))
     return time.perf_counter() - started
 
+# %% [markdown]
+# The full queue `lab09.full` from above (one message at most, `reject-publish`), emptied,
+# takes the first message of a window of three and nacks the other two — every time they
+# are published again:
 
+# %%
+channel.queue_declare(queue='lab09.full', durable=True,
+                      arguments={'x-max-length': 1, 'x-overflow': 'reject-publish'})
+channel.queue_purge(queue='lab09.full')
+_, given_up = publish_in_windows('lab09.full', [b'fits', b'too many', b'also too many'],
+                                 window=3, retries=3)
+print("lab09.full holds:", count('lab09.full'), "message")
+print("given up after 3 re-publishes:", given_up)
+# Expected output:
+# lab09.full holds: 1 message
+# given up after 3 re-publishes: [b'too many', b'also too many']
+
+# %% [markdown]
+# Now the race: 500 persistent messages one at a time, then in windows of 10 and of 100.
+
+# %%
 channel.queue_declare(queue='lab09.bench', durable=True)
 N = 500
 rates = {'one at a time': N / publish_one_at_a_time(N)}
 for window in (10, 100):
-    rates[f'windows of {window}'] = N / publish_in_windows(N, window)
-print("in the queue:", count('lab09.bench'), "of", 3 * N, "confirmed messages")
+    seconds, given_up = publish_in_windows('lab09.bench', [b'x' * 64] * N, window)
+    rates[f'windows of {window}'] = N / seconds
+print("in the queue:", count('lab09.bench'), "of", 3 * N, "confirmed messages;",
+      "given up on:", len(given_up))
 purged = channel.queue_purge(queue='lab09.bench')
 # Expected output:
-# in the queue: 1500 of 1500 confirmed messages
+# in the queue: 1500 of 1500 confirmed messages; given up on: 0
 
 # %% [markdown]
 # The throughput, measured just now on this machine (messages per second; higher is
@@ -369,10 +428,13 @@ print({name: f"{rate / rates['one at a time']:.1f}x" for name, rate in rates.ite
 # %% [markdown]
 # ## Summary
 #
-# - Durable queue + persistent message = survives a broker restart; either alone does not.
+# - In a classic queue, durable queue + persistent message = survives a broker restart;
+#   either alone does not. A quorum queue (or a stream) keeps every message.
 # - Publisher confirms tell the publisher when the broker has a message; a nack (or no
-#   confirm at all) means: publish it again. Batches of confirms are much faster than one
-#   at a time, at the price of re-publishing a whole window after a failure.
+#   confirm before the connection was lost) means: publish it again — a bounded number of
+#   times, and a re-published message may arrive twice. Windows of confirms are much
+#   faster than one at a time; the publisher keeps every unconfirmed message until its
+#   confirm.
 # - A confirm does not mean "routed": `mandatory=True` returns unroutable messages.
 # - Consumers ack only after the work is done: a consumer that dies before its ack gets its
 #   messages redelivered (`redelivered=True`) — to be handled idempotently.
