@@ -106,7 +106,9 @@ TopologyView(endpoints, prefix="lab06.")
 # A browser tab that shows notifications only while it is open needs no durable queue. It
 # declares a queue with an empty name — the broker picks a unique name `amq.gen-…` — and
 # `exclusive=True`: only this connection may use it, and it disappears when the connection
-# closes. Re-running the cell cannot collide with an old queue.
+# closes. Re-running the cell cannot collide with an old queue. When the tab's connection
+# drops, only the broker notices: it deletes the queue and its binding, and the publisher,
+# which is not told, simply reaches one queue fewer.
 
 # %%
 result = channel.queue_declare(queue='', exclusive=True)

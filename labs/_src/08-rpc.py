@@ -207,24 +207,35 @@ print("fib(20) =", direct.call(20))
 # %% [markdown]
 # ## The server is down: the client times out
 #
-# A call must not wait forever. With the server stopped, the request stays in the durable
-# request queue, and `call` returns `None` after its timeout.
+# A call must not wait forever. Nobody tells the client that the server went away: in AMQP
+# a client never sees another client's connection drop, only the broker does. With the
+# server stopped, the request stays in the durable request queue, and `call` returns `None`
+# after its timeout. A passive declare shows what the broker knows: the request waiting,
+# and no consumer on the queue.
 
 # %%
 server.stop()
 started = time.monotonic()
 print("answer:", client.call(7, timeout=1.0),
       f"after {round(time.monotonic() - started)} s")
-print("requests waiting:",
-      channel.queue_declare(queue='lab08.requests', passive=True).method.message_count)
+requests = channel.queue_declare(queue='lab08.requests', passive=True).method
+print("requests waiting:", requests.message_count, "| servers consuming:", requests.consumer_count)
 # Expected output:
 # answer: None after 1 s
-# requests waiting: 1
+# requests waiting: 1 | servers consuming: 0
 
 # %% [markdown]
 # When a server comes back, it answers that old request — to a client that gave up. The
 # client's next call receives the old answer first, sees a correlation id it no longer
 # waits for, and ignores it (`stale`).
+#
+# RabbitMQ's own tools for noticing that a peer is gone work through the broker: a queue
+# that goes away with its owner (an exclusive queue with its connection, an auto-delete
+# queue with its last consumer); a **consumer-cancel notification**, which tells a
+# consumer that its queue was deleted; and the `rabbitmq_event_exchange` plugin, which
+# publishes events such as `connection.closed` and `consumer.deleted` to the exchange
+# `amq.rabbitmq.event` for whoever subscribes. A server answering with `mandatory=True`
+# also gets its answer back when the client's exclusive reply queue is gone.
 
 # %%
 server = RPCServer("server-1")
@@ -296,6 +307,7 @@ print("errors in servers:", [w.error for w in servers if w.error])
 #   `reply_to` says where to answer, `correlation_id` which request an answer belongs to.
 # - An exclusive, server-named reply queue belongs to one client connection; direct
 #   reply-to (`amq.rabbitmq.reply-to`) avoids declaring any queue.
-# - A client must time out. Requests outlive a server that is down (durable queue), so
-#   answers can arrive late or twice: match them by correlation id and ignore the rest.
+# - A client must time out: nobody tells it that the server's connection dropped. Requests
+#   outlive a server that is down (durable queue), so answers can arrive late or twice:
+#   match them by correlation id and ignore the rest.
 # - Several servers on one request queue share the load; `prefetch_count=1` keeps it fair.
