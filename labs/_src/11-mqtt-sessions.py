@@ -145,7 +145,8 @@ stop(cleaner)
 # A client may leave a **last will** with the broker when it connects (`will_set`, before
 # `connect`): a message the broker publishes *for* the client if the client vanishes without
 # a DISCONNECT — a crash, a power cut, a lost network (noticed after 1.5 × keep-alive). A
-# clean `disconnect()` discards the will.
+# clean `disconnect()` discards the will; MQTT 5 adds one exception, shown after the
+# exercise.
 #
 # A common pattern: the device publishes `online` (retained) to its status topic, and its
 # will is `offline` (retained) on the same topic, so the topic always holds the truth.
@@ -243,6 +244,35 @@ self_check("11.last-will", endpoints)
 # ✘ not yet  11.last-will: 'lab11/devices/sensor-1/status' retains 'online', not the will 'offline': the client is still connected, or it said goodbye with disconnect() (which discards the will) Hint: The broker publishes a client's last will only when the client disappears without saying goodbye: was a will set before connecting, and did the client vanish? (more: hint=2)
 
 # %% [markdown]
+# ### MQTT 5: a goodbye that keeps the will
+#
+# In MQTT 5 a DISCONNECT carries a reason code. `0x00` (*Normal disconnection*) discards
+# the will, as in MQTT 3.1.1; `0x04` (*Disconnect with Will Message*) leaves cleanly and
+# still asks the broker to publish the will. Two devices with a will on the same topic:
+
+# %%
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+will_topic = f"{ROOT}/devices/goodbye/status"
+watcher = new_client("will-watcher")
+wills = Collector(watcher)
+start(watcher)
+subscribe(watcher, will_topic, qos=1)
+for name, reason in (("normal", "Normal disconnection"),
+                     ("with-will", "Disconnect with will message")):
+    leaver = new_client(f"device-{name}", protocol=mqtt.MQTTv5)
+    leaver.will_set(will_topic, f"will of device-{name}", qos=1)
+    start(leaver)
+    leaver.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, reason))
+    leaver.loop_stop()
+wills.wait_for(1)   # one topic keeps its order: a will of the first device would come first
+print("wills published:", wills.payloads())
+stop(watcher)
+# Expected output:
+# wills published: ['will of device-with-will']
+
+# %% [markdown]
 # ## Persistent sessions: messages that wait for you (MQTT 3.1.1)
 #
 # The broker keeps a **session** per client id: its subscriptions and the QoS 1/2 messages
@@ -250,7 +280,9 @@ self_check("11.last-will", endpoints)
 # ends when the client disconnects. With `clean_session=False` and a **fixed client id**,
 # the broker keeps the session while the client is away, queues the QoS 1 and 2 messages
 # that match its subscriptions, and delivers them when the client comes back (CONNACK then
-# says *session present*). QoS 0 messages are not queued.
+# says *session present*). QoS 0 messages are not queued — that is Mosquitto's default
+# (`queue_qos0_messages false`, kept by the kit), not a rule of the protocol: MQTT 3.1.1
+# and 5 let a broker queue QoS 0 messages for an absent client too.
 
 # %% [markdown]
 # ### Exercise 2 — a worker that misses nothing
@@ -358,6 +390,7 @@ session_demo("v5-expiry-60", 60)
 # | session | `clean_session` True/False; a kept session lives until the next clean connect | `clean_start` + `SessionExpiryInterval` (seconds) |
 # | why a CONNACK, SUBACK or DISCONNECT failed | a few return codes | reason codes (e.g. *Not authorized*, *Session taken over*) |
 # | last will | sent at once | may be delayed (`WillDelayInterval`) and expire |
+# | will after a DISCONNECT | always discarded | published when the reason code is `0x04` (*Disconnect with Will Message*) |
 # | metadata | payload only | user properties, content type, response topic, correlation data (request/reply, like AMQP's `reply_to`) |
 # | shared subscriptions | (Mosquitto extension) | `$share/group/filter`: load-balance like competing consumers |
 # | message expiry | none | `MessageExpiryInterval` per message |
@@ -456,11 +489,11 @@ for line in output.splitlines():
 # |---|---|---|
 # | address | a topic, created by publishing; levels and wildcards `+`, `#` | exchanges, queues and bindings, declared explicitly |
 # | routing | topic filters only | direct, topic (`*`, `#` on `.`-words), fanout, headers |
-# | where messages wait | in a client's session (persistent sessions, QoS ≥ 1) | in queues, independent of any client |
+# | where messages wait | in a client's session (persistent sessions; QoS ≥ 1, QoS 0 only where the broker is set to) | in queues, independent of any client |
 # | delivery guarantee | QoS 0 / 1 / 2 per hop | acks, publisher confirms, persistence |
 # | many workers sharing one stream | shared subscriptions (MQTT 5) | competing consumers on one queue, prefetch |
 # | last value | retained message | (none; a stream or a last-value plugin) |
-# | failure notice | last will | (none; consumers see the connection drop) |
+# | failure notice | last will | none in the protocol: no client sees another's connection drop; RabbitMQ offers exclusive and auto-delete queues, consumer-cancel notifications and the event exchange plugin |
 # | overhead | 2-byte header; made for small devices and bad networks | richer frames, channels, properties |
 # | typical use | sensors, IoT, mobile, telemetry fan-in, live dashboards | business workflows, task queues, RPC, dead-lettering, back-pressure |
 #
@@ -472,9 +505,12 @@ for line in output.splitlines():
 # %% [markdown]
 # ## Summary
 #
-# - A last will is published by the broker when a client vanishes without DISCONNECT.
+# - A last will is published by the broker when a client vanishes without DISCONNECT, or
+#   (MQTT 5) disconnects with reason code `0x04`.
 # - Persistent sessions (3.1.1: `clean_session=False`; 5: `clean_start=False` plus a session
-#   expiry) keep subscriptions and QoS ≥ 1 messages while the client is away.
+#   expiry) keep subscriptions and QoS ≥ 1 messages while the client is away (QoS 0 only
+#   where the broker is configured to; Mosquitto's default is not to). Unacknowledged
+#   messages are re-sent when the client comes back, not during a live connection.
 # - The lecture's compose example runs the same producer and consumer code as here; only
 #   the environment differs.
 # - MQTT for devices and state, AMQP for queued work and routing.
