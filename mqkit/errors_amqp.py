@@ -88,8 +88,9 @@ def translate_amqp_error(exc: BaseException, *, during: str = "",
             f"neither durable nor exclusive (transient non-exclusive). {seen}.",
             reply_code=code, reply_text=text,
             hint="Declare it with durable=True (it survives a restart) or exclusive=True "
-                 "(it belongs to this connection and goes away with it); RabbitMQ 4.x "
-                 "refuses the plain transient kind that 3.x accepted.")
+                 "(it belongs to this connection and goes away with it). Transient "
+                 "non-exclusive queues are deprecated in RabbitMQ 4.x, and a broker can be "
+                 "configured to deny them, as this one is.")
     return None
 
 

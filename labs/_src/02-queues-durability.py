@@ -316,7 +316,7 @@ self_check("02.survives-restart", endpoints)
 # Expected result (solution):
 # ✔ passed  02.survives-restart: queue 'lab02.orders' holds a persistent message
 # Expected result (student):
-# ✘ not yet  02.survives-restart: there is no queue 'lab02.orders' Hint: A durable queue keeps its messages across a restart only if the messages themselves are marked to be written to disk: which message property is that? (more: hint=2)
+# ✘ not yet  02.survives-restart: there is no queue 'lab02.orders' Hint: A durable classic queue keeps its messages across a restart only if the messages themselves are marked to be written to disk: which message property is that? (more: hint=2)
 
 # %% [markdown]
 # ## Summary

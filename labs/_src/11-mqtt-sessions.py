@@ -241,7 +241,7 @@ self_check("11.last-will", endpoints)
 # Expected result (solution):
 # ✔ passed  11.last-will: the broker published the last will: 'lab11/devices/sensor-1/status' now retains 'offline'
 # Expected result (student):
-# ✘ not yet  11.last-will: 'lab11/devices/sensor-1/status' retains 'online', not the will 'offline': the client is still connected, or it said goodbye with disconnect() (which discards the will) Hint: The broker publishes a client's last will only when the client disappears without saying goodbye: was a will set before connecting, and did the client vanish? (more: hint=2)
+# ✘ not yet  11.last-will: 'lab11/devices/sensor-1/status' retains 'online', not the will 'offline': the client is still connected, or it said goodbye with disconnect(), which discards the will (except an MQTT 5 DISCONNECT with reason code 0x04) Hint: The broker publishes a client's last will only when the client disappears without saying goodbye: was a will set before connecting, and did the client vanish? (more: hint=2)
 
 # %% [markdown]
 # ### MQTT 5: a goodbye that keeps the will

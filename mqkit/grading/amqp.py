@@ -179,8 +179,8 @@ def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = Non
 
 
 @check("02.survives-restart", "a persistent message survives a restart",
-       hint=('A durable queue keeps its messages across a restart only if the '
-              'messages themselves are marked to be written to disk: which message '
+       hint=('A durable classic queue keeps its messages across a restart only if '
+              'the messages themselves are marked to be written to disk: which message '
               'property is that?',
              'Publish to the durable queue with the persistent delivery mode (2) in '
               'the message properties, before the broker restarts.',

@@ -216,6 +216,7 @@ def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
     if _text(found.payload) != payload:
         raise NotYet(f"{topic!r} retains {_text(found.payload)!r}, not the will "
                      f"{payload!r}: the client is still connected, or it said goodbye with "
-                     "disconnect() (which discards the will)")
+                     "disconnect(), which discards the will (except an MQTT 5 DISCONNECT "
+                     "with reason code 0x04)")
     return f"the broker published the last will: {topic!r} now retains {payload!r}"
 
