@@ -99,7 +99,13 @@ except mqkit.MQKitError as error:
 # | anything odd | in a terminal: `mqkit doctor`, `mqkit status`, `mqkit down` then `mqkit up` |
 #
 # The brokers keep running when you close the notebook, so the next lab starts instantly;
-# `mqkit down` in a terminal stops them and deletes their data.
+# `mqkit down` in a terminal stops them and deletes their data. To start one lab over,
+# `mqkit.cleanup(endpoints, "lab04.")` deletes that lab's queues and exchanges.
+#
+# **On Binder** (mybinder.org), a session that sits idle for about ten minutes is ended,
+# and everything in it goes: your edits, and the brokers with their messages. Before you
+# step away, download your notebook (*File › Download*); when you come back, open the
+# Binder link again and upload it.
 
 # %% [markdown]
 # ## Self-check
