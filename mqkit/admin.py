@@ -282,7 +282,7 @@ def cleanup(endpoints: Endpoints, prefix: str) -> list[str]:
         >>> mqkit.cleanup(endpoints, "lab04.")      # doctest: +SKIP
         ['exchange lab04.stocks', 'queue lab04.AAPL', ...]
     """
-    from mqkit.clients.workers import stop, workers
+    from mqkit.clients.workers import consumers_of, stop
 
     if not prefix.strip():
         raise ConfigError("cleanup() needs a name prefix, e.g. 'lab04.'.",
@@ -290,11 +290,8 @@ def cleanup(endpoints: Endpoints, prefix: str) -> list[str]:
     vhost = endpoints.amqp.vhost or "/"
     admin = Admin(endpoints)
     queues = sorted(q["name"] for q in admin.queues(vhost) if q["name"].startswith(prefix))
-    for key, worker in workers().items():
-        # The instance's own attributes only: a notebook connection forwards unknown ones
-        # to pika (and would reconnect to answer).
-        if set(getattr(worker, "__dict__", {}).get("queues") or ()) & set(queues):
-            stop(key)
+    for key in consumers_of(queues):
+        stop(key)
     deleted = []
     for name in queues:
         admin.delete_queue(name, vhost)

@@ -34,9 +34,7 @@ POLL_INTERVAL = 0.1
 
 def probe_amqp(address: BrokerAddress, timeout: float = 3.0) -> None:
     """Open and close one authenticated AMQP connection."""
-    url = address.url()
-    open_blocking(amqp_parameters(url, name="mqkit-probe", timeout=timeout), url,
-                  quiet=True).close()
+    probe_amqp_url(address.url(), timeout)
 
 
 def probe_amqp_url(url: str, timeout: float = 3.0) -> None:

@@ -89,6 +89,18 @@ def workers() -> dict[str, Stoppable]:
         return dict(_REGISTRY)
 
 
+def consumers_of(queues: Iterable[str]) -> dict[str, Stoppable]:
+    """The registered workers (by key) that consume any of ``queues`` (inboxes)."""
+    wanted = set(queues)
+    found = {}
+    for key, worker in workers().items():
+        # The instance's own attributes only: a notebook connection forwards unknown ones
+        # to pika (and would reconnect to answer).
+        if wanted & set(getattr(worker, "__dict__", {}).get("queues") or ()):
+            found[key] = worker
+    return found
+
+
 @contextlib.contextmanager
 def consumers_paused(queues: Iterable[str]) -> Iterator[list[Pausable]]:
     """Pause, for the ``with`` block, the registered workers that consume any of ``queues``.
@@ -99,18 +111,13 @@ def consumers_paused(queues: Iterable[str]) -> Iterator[list[Pausable]]:
     Yields:
         The workers paused (resumed when the block ends, also on an error).
     """
-    wanted = set(queues)
     paused: list[Pausable] = []
     try:
-        for worker in workers().values():
-            # Looked up on the class: a notebook connection forwards unknown attributes to
-            # pika (and would reconnect to answer).
-            if not (callable(getattr(type(worker), "pause", None))
-                    and callable(getattr(type(worker), "resume", None))):
-                continue
-            pausable: Pausable = worker  # type: ignore[assignment]
-            if wanted & set(getattr(pausable, "queues", ())) and pausable.pause():
-                paused.append(pausable)
+        for worker in consumers_of(queues).values():
+            if callable(getattr(type(worker), "pause", None)):
+                pausable: Pausable = worker  # type: ignore[assignment]
+                if pausable.pause():
+                    paused.append(pausable)
         yield paused
     finally:
         for worker in paused:
