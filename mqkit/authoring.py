@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -394,6 +395,71 @@ def solution_lines(source: str) -> set[str]:
             normal = normalize_line(line)
             if len(normal) >= SOLUTION_LINE_MIN and normal not in given:
                 found.add(normal)
+    return found
+
+
+#: Statements that are never evidence of work on their own.
+_TRIVIAL_STATEMENTS = ("Pass", "Break", "Continue")
+
+
+def exercise_regions(source: str) -> list[str]:
+    """The code of every solution region (or solution cell) of a lab source, dedented."""
+    import textwrap
+
+    from mqkit.optional import import_optional
+
+    jupytext = import_optional("jupytext", "reading the labs")
+    regions: list[str] = []
+    for cell in jupytext.reads(source, fmt="py:percent").cells:
+        if cell.cell_type != "code":
+            continue
+        code, _ = split_expected_output(cell.source)
+        if "solution" in cell.metadata.get("tags", []):
+            regions.append(code)
+            continue
+        region: list[str] | None = None
+        for line in code.split("\n"):
+            if line.strip() == BEGIN:
+                region = []
+            elif line.strip() == END and region is not None:
+                regions.append(textwrap.dedent("\n".join(_drop_stub_lines(region))))
+                region = None
+            elif region is not None:
+                region.append(line)
+    return regions
+
+
+def novel_statements(source: str) -> list[list[str]]:
+    """Per exercise, the statements a student must write that the student notebook never shows.
+
+    A statement (nested ones count: a loop and each statement in it) is *novel* when its
+    text, whitespace removed and quotes unified, appears nowhere in the student notebook:
+    not in an earlier cell, not in the text. ``pass``, ``break`` and ``continue`` never
+    count. An exercise worth doing has at least three.
+    """
+    import ast
+    import json
+
+    student = json.loads(render_notebook(source, "student", "lab", with_outputs=False))
+    shown = []
+    for cell in student["cells"]:
+        text = _source(cell)
+        shown.append(normalize_line(text))
+        if cell["cell_type"] == "code":
+            with contextlib.suppress(SyntaxError):  # a magic: the raw text above is enough
+                shown.append(normalize_line(ast.unparse(ast.parse(text))))
+    everything = "\n".join(shown)
+    found: list[list[str]] = []
+    for region in exercise_regions(source):
+        try:
+            tree = ast.parse(region)
+        except SyntaxError:
+            found.append([])
+            continue
+        statements = [ast.unparse(node) for node in ast.walk(tree)
+                      if isinstance(node, ast.stmt)
+                      and type(node).__name__ not in _TRIVIAL_STATEMENTS]
+        found.append([s for s in statements if normalize_line(s) not in everything])
     return found
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from mqkit.authoring import BEGIN, END, STUB, build_labs, find_labs, render_notebook
+from mqkit.authoring import (
+    BEGIN,
+    END,
+    STUB,
+    build_labs,
+    find_labs,
+    novel_statements,
+    render_notebook,
+)
 from mqkit.grading import checks_for_lab, get_check
 from tests.labs.conftest import LABS, SANITIZE
 
@@ -244,3 +252,17 @@ def test_top_readme_states_the_same_times() -> None:
     for lab in LAB_LIST:
         stated = stated_minutes(lab.source.read_text(encoding="utf-8"))
         assert re.search(rf"\| {lab.name[:2]} \|[^|]*\| {stated} min \|", readme), lab.name
+
+
+#: An exercise worth doing makes the student write at least this many statements of their own.
+NOVEL_STATEMENTS_MIN = 3
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=IDS)
+def test_every_lab_has_an_exercise_worth_doing(lab) -> None:
+    # Graded exercises must not be one line that the text above already spells out.
+    per_exercise = novel_statements(lab.source.read_text(encoding="utf-8"))
+    best = max(per_exercise, key=len, default=[])
+    assert len(best) >= NOVEL_STATEMENTS_MIN, (
+        f"{lab.name}: no exercise asks for {NOVEL_STATEMENTS_MIN} statements the notebook "
+        f"does not already show; the best has {len(best)}: {best}")

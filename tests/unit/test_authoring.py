@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mqkit.authoring import render_notebook, split_expected_output, strip_solutions
+from mqkit.authoring import (
+    novel_statements,
+    render_notebook,
+    split_expected_output,
+    strip_solutions,
+)
 
 SOURCE = '''# %% [markdown]
 # # Lab 99
@@ -193,3 +198,31 @@ def test_release_holds_no_solution(tmp_path):
 
     with pytest.raises(ConfigError, match="not empty"):
         release(LABS_DIR, stranger)
+
+
+NOVELTY_SOURCE = '''# %% [markdown]
+# Ack with `channel.basic_ack(delivery_tag=tag)`.
+
+# %%
+channel.queue_declare(queue="q", durable=True)
+
+# %%
+for tag in tags:
+    ### BEGIN SOLUTION
+    channel.queue_declare(queue='q', durable=True)
+    channel.basic_ack(delivery_tag=tag)
+    if tag > 3:
+        channel.basic_nack(delivery_tag=tag, requeue=False)
+        break
+    ### END SOLUTION
+'''
+
+
+def test_novel_statements_skip_what_the_notebook_already_shows() -> None:
+    # The declare is in an earlier cell (other quotes), the ack in the text: neither counts;
+    # the `if` and the nack inside it do, `break` never does.
+    (novel,) = novel_statements(NOVELTY_SOURCE)
+    assert novel == [
+        "if tag > 3:\n    channel.basic_nack(delivery_tag=tag, requeue=False)\n    break",
+        "channel.basic_nack(delivery_tag=tag, requeue=False)",
+    ]
