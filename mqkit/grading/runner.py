@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ def _first_line(text: str, limit: int = 160) -> str:
 
 
 def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
-                 total_timeout: float = 300.0, workdir: Path | None = None) -> RunReport:
+                 total_timeout: float = 300.0, workdir: Path | None = None,
+                 after_cell: Callable[[str], None] | None = None) -> RunReport:
     """Execute the notebook at ``path`` in a fresh kernel with environment ``env``.
 
     Args:
@@ -92,6 +94,8 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
         cell_timeout: seconds one cell may run.
         total_timeout: seconds the whole notebook may run.
         workdir: the kernel's working directory (default: the notebook's folder).
+        after_cell: called with a cell's source after it ran (raised or not) while the
+            kernel still runs; not after a cell that timed out or killed the kernel.
 
     Returns:
         A :class:`RunReport`; never raises for anything the notebook does.
@@ -147,6 +151,8 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
                 if error is not None:
                     errors.append(f"cell {number}: {error.get('ename', 'Error')}: "
                                   f"{_first_line(str(error.get('evalue', '')))}")
+                if after_cell is not None:
+                    after_cell(cell.source)
     except DeadKernelError:
         outcome, reason = "kernel-died", f"the kernel died in cell {max(cells_run, 1)}"
         return finish()
