@@ -301,3 +301,200 @@ def _describe(label: str, specs: Mapping[str, MessageSpec]) -> str:
         return f"a message with headers {dict(message.headers)}"
     return f"a message with routing key {message.routing_key!r}"
 
+
+
+# -- several queues, each with exactly its messages (labs 05-07) --------------------------
+
+
+def _where(exchange: str, several: bool) -> str:
+    return f" published to {exchange!r}" if several else ""
+
+
+@check("05.log-routes", "log lines routed by service, component and severity",
+       hint=('Each reader is one topic pattern over the words of <service>.<severity> or '
+              '<service>.<component>.<severity>: which wildcard stands for any number of '
+              'words, and which for exactly one?',
+             "Declare the topic exchange 'lab05.logs' and the three durable queues; bind "
+              'lab05.errors with a pattern whose last word is error, lab05.payment with one '
+              'whose first word is payment, lab05.logins with one whose middle word of three '
+              'is login.',
+             "channel.queue_bind(queue='lab05.errors', exchange='lab05.logs', "
+              "routing_key='#.error'); 'payment.#' for lab05.payment; '*.login.*' for "
+              "lab05.logins"),
+       params={
+           "probes": {"lab05.logs": {
+               "shop.error": "shop.error", "payment.db.error": "payment.db.error",
+               "payment.info": "payment.info", "auth.login.warning": "auth.login.warning",
+               "shop.login.error": "shop.login.error", "shop.info": "shop.info",
+               "auth.db.warning": "auth.db.warning", "shop.errors": "shop.errors",
+               "payments.info": "payments.info", "login.info": "login.info"}},
+           "routes": {
+               "lab05.errors": ["shop.error", "payment.db.error", "shop.login.error"],
+               "lab05.payment": ["payment.db.error", "payment.info"],
+               "lab05.logins": ["auth.login.warning", "shop.login.error"]},
+           "what": "lab05.errors gets every error, lab05.payment everything from the "
+                   "payment service, lab05.logins every line of a login component"})
+@check("06.mobile-push", "a mobile push service fed by two exchanges",
+       hint=('An exchange can be bound to other exchanges, and to more than one: the '
+              'push queues must get every notification and every promotion, the users '
+              'only the notifications.',
+             "Declare a fanout exchange 'lab06.mobile' and bind it to both "
+              "'lab06.notifications' and 'lab06.promotions' (exchange_bind), then declare "
+              "the durable queues 'lab06.push-ios' and 'lab06.push-android' and bind them "
+              "to 'lab06.mobile'.",
+             "channel.exchange_declare(exchange='lab06.mobile', exchange_type='fanout', "
+              "durable=True); channel.exchange_bind(destination='lab06.mobile', "
+              "source='lab06.notifications'); the same with source='lab06.promotions'; "
+              "for each queue: queue_declare(queue, durable=True) and "
+              "queue_bind(queue, exchange='lab06.mobile')"),
+       params={
+           "probes": {"lab06.notifications": {"notification": "", "keyed notification": "x.y"},
+                      "lab06.promotions": {"promotion": "", "keyed promotion": "sale"}},
+           "routes": {
+               "lab06.push-ios": ["notification", "keyed notification", "promotion",
+                                  "keyed promotion"],
+               "lab06.push-android": ["notification", "keyed notification", "promotion",
+                                      "keyed promotion"],
+               "lab06.user-A": ["notification", "keyed notification"]},
+           "what": "both push queues get every notification and every promotion, the "
+                   "users only the notifications"})
+@check("07.lecture-routes", "the lecture's four depots: New York / Los Angeles by air / sea",
+       hint=('Each depot handles one destination and one delivery method: its binding '
+              'must require both headers, so a parcel that has only one of them, or '
+              'another value, reaches no depot.',
+             "Declare the four durable queues lab07.ny-air, lab07.ny-sea, lab07.la-air and "
+              "lab07.la-sea, and bind each to 'lab07.logistics' with the arguments x-match "
+              "all, its destination ('New York' or 'Los Angeles') and its delivery_method "
+              "('air' or 'sea').",
+             "for city, code in [('New York', 'ny'), ('Los Angeles', 'la')]: "
+              "for method in ('air', 'sea'): channel.queue_declare(queue=f'lab07.{code}-"
+              "{method}', durable=True); channel.queue_bind(queue=f'lab07.{code}-{method}', "
+              "exchange='lab07.logistics', arguments={'x-match': 'all', "
+              "'destination': city, 'delivery_method': method})"),
+       params={
+           "probes": {"lab07.logistics": {
+               "NY air": {"destination": "New York", "delivery_method": "air"},
+               "NY sea": {"destination": "New York", "delivery_method": "sea"},
+               "LA air": {"destination": "Los Angeles", "delivery_method": "air"},
+               "LA sea": {"destination": "Los Angeles", "delivery_method": "sea"},
+               "LA sea, fragile": {"destination": "Los Angeles", "delivery_method": "sea",
+                                   "fragile": "yes"},
+               "NY only": {"destination": "New York"},
+               "air only": {"delivery_method": "air"},
+               "NY express": {"destination": "New York", "delivery_method": "express"},
+               "Berlin air": {"destination": "Berlin", "delivery_method": "air"},
+               "routing key only": Message("New York")}},
+           "routes": {
+               "lab07.ny-air": ["NY air"], "lab07.ny-sea": ["NY sea"],
+               "lab07.la-air": ["LA air"], "lab07.la-sea": ["LA sea", "LA sea, fragile"]},
+           "what": "each depot gets the parcels of its destination and delivery method"})
+def queues_route_exactly(endpoints: Endpoints, probes: Mapping[str, Mapping[str, MessageSpec]],
+                         routes: Mapping[str, list[str]], what: str) -> str:
+    """Each queue of ``routes`` gets exactly its probes, of all those in ``probes``.
+
+    Args:
+        endpoints: the brokers.
+        probes: exchange -> label -> message: the probes to publish (labels unique overall).
+        routes: queue -> the labels it must receive; it must receive no other probe.
+        what: what the queues receive, for the passing message.
+    """
+    from mqkit.grading.amqp import queue_state
+
+    for queue in routes:
+        state = queue_state(endpoints, queue)
+        if state is None:
+            raise NotYet(f"there is no queue {queue!r}")
+        if state.is_locked:
+            raise NotYet(f"queue {queue!r} is exclusive to another connection: declare it "
+                         "durable and not exclusive so the check can look at it")
+    received: dict[str, set[str]] = {}
+    source: dict[str, str] = {}
+    for exchange, messages in probes.items():
+        # Look in every bound queue, so that no probe is left behind in the other queues.
+        seen = probe_routes(endpoints, exchange, messages,
+                            [*routes, *bound_queues(endpoints, exchange)])
+        received.update(seen.received)
+        source.update(dict.fromkeys(messages, exchange))
+    several = len(probes) > 1
+    for queue, labels in routes.items():
+        for label in labels:
+            if queue not in received[label]:
+                specs = probes[source[label]]
+                raise NotYet(f"queue {queue!r} did not receive {_describe(label, specs)}"
+                             f"{_where(source[label], several)}")
+        for label, queues in received.items():
+            if queue in queues and label not in labels:
+                specs = probes[source[label]]
+                raise NotYet(f"queue {queue!r} also received {_describe(label, specs)}"
+                             f"{_where(source[label], several)}, which it should not")
+    return f"{what}, and no queue anything else"
+
+
+# -- what a publisher did with the messages the broker returned (lab 04) -------------------
+
+
+def peek_bodies(endpoints: Endpoints, queue: str) -> list[bytes] | None:
+    """The bodies a queue holds (ready messages), left in place; ``None``: no such queue.
+
+    Raises:
+        NotYet: the queue is exclusive to another connection.
+    """
+    import pika.exceptions as pe
+
+    with _connection(endpoints, None) as conn:
+        channel = conn.channel()
+        try:
+            try:
+                ok = channel.queue_declare(queue, passive=True)
+            except pe.ChannelClosedByBroker as exc:
+                if exc.reply_code == 404:
+                    return None
+                if exc.reply_code == 405:
+                    raise NotYet(f"queue {queue!r} is exclusive to another connection: "
+                                 "declare it durable and not exclusive") from None
+                raise
+            bodies = []
+            # Not acknowledged: everything goes back to the queue when the channel closes.
+            for _ in range(ok.method.message_count + 1):
+                method, _properties, body = channel.basic_get(queue, auto_ack=False)
+                if method is None:
+                    break
+                bodies.append(body)
+            return bodies
+        finally:
+            _close(channel)
+
+
+@check("04.unroutable-parked", "returned prices parked instead of lost",
+       hint=('A direct exchange silently drops a price whose key no queue is bound with, '
+              'unless the publisher asks the broker to return it: catch that return and '
+              'keep the price in the parking queue.',
+             'In publish_or_park, publish with mandatory=True; when pika raises '
+              'pika.exceptions.UnroutableError, publish the same body to the queue '
+              "'lab04.unrouted' through the default exchange and return True.",
+             "try: channel.basic_publish(exchange='lab04.stocks', routing_key=ticker, "
+              "body=body, mandatory=True) except pika.exceptions.UnroutableError: "
+              "channel.basic_publish(exchange='', routing_key='lab04.unrouted', body=body); "
+              "return True"),
+       params={"queue": "lab04.unrouted", "unroutable": ["TSLA", "NVDA"],
+               "routable": ["AAPL", "MSFT", "GOOG"]})
+def parked_unroutable(endpoints: Endpoints, queue: str, unroutable: list[str],
+                      routable: list[str]) -> str:
+    """``queue`` holds a price for every ticker in ``unroutable`` and none of ``routable``.
+
+    A price is a message whose body has the ticker as a word (``b"TSLA 248.50"``).
+    """
+    bodies = peek_bodies(endpoints, queue)
+    if bodies is None:
+        raise NotYet(f"there is no queue {queue!r}")
+    tickers = {word for body in bodies for word in body.decode(errors="replace").split()}
+    for ticker in routable:
+        if ticker in tickers:
+            raise NotYet(f"queue {queue!r} holds a price for {ticker}, which a queue is bound "
+                         "to receive: park only the prices the broker returns")
+    for ticker in unroutable:
+        if ticker not in tickers:
+            raise NotYet(f"queue {queue!r} holds no price for {ticker}, which no queue is "
+                         "bound to receive")
+    return (f"queue {queue!r} holds the prices for {' and '.join(unroutable)}, which no "
+            "queue was bound to receive, and no other")
