@@ -8,14 +8,18 @@
 #   **equals** the routing key — exactly, case included — and to no other;
 # - bind one queue with several keys, and one key to several queues;
 # - recognise the default exchange as a direct exchange that binds every queue by its name;
+# - have the broker return a message that no queue receives (`mandatory`), and keep it
+#   instead of losing it;
 # - predict where messages go, then let the broker prove you right or wrong.
 #
-# **Estimated time:** 25 minutes.
+# **Estimated time:** 35 minutes.
 #
 # The lecture's example is a **stock market**: prices are published with the ticker as the
 # routing key, and each trader's queue receives the tickers it was bound to.
 
 # %%
+import pika
+
 import mqkit
 from mqkit.grading import self_check
 from mqkit.grading.predict import predict_then_publish
@@ -28,7 +32,7 @@ channel = connection.channel()
 channel.confirm_delivery()
 
 # Start clean: remove what a previous run of this lab left behind.
-for name in ("lab04.AAPL", "lab04.MSFT", "lab04.GOOG", "lab04.portfolio"):
+for name in ("lab04.AAPL", "lab04.MSFT", "lab04.GOOG", "lab04.portfolio", "lab04.unrouted"):
     channel.queue_delete(queue=name)
 channel.exchange_delete(exchange="lab04.stocks")
 
@@ -227,6 +231,64 @@ predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()
 # 2 of 2 messages predicted right.
 
 # %% [markdown]
+# ### Exercise: no price gets lost
+#
+# `TSLA` went nowhere: no queue is bound with that key, so the direct exchange dropped the
+# price, and the publisher never knew. A trading system should keep such prices, so someone
+# can look at them. Two tools help:
+#
+# - Published with `mandatory=True`, a message that reaches no queue is **returned** by the
+#   broker. On a channel with publisher confirms (ours has them), pika's `basic_publish` then
+#   raises `pika.exceptions.UnroutableError`.
+# - The default exchange delivers to any queue by its name.
+
+# %% [markdown]
+# Complete `publish_or_park(ticker, price)`. It publishes the price to `lab04.stocks` with
+# the ticker as the routing key and the body `'<ticker> <price>'`, as the market did above,
+# and asks the broker to return it if no queue receives it. A returned price goes, with the
+# same body, into the durable queue `lab04.unrouted` (declared for you), and the function
+# returns `True`; a price that reached a queue returns `False`.
+
+# %%
+channel.queue_declare(queue='lab04.unrouted', durable=True)
+
+
+def publish_or_park(ticker, price):
+    """Publish a price to lab04.stocks; return True when it had to be parked."""
+    ### BEGIN SOLUTION
+    body = f'{ticker} {price}'
+    try:
+        channel.basic_publish(exchange='lab04.stocks', routing_key=ticker,
+                              body=body, mandatory=True)
+    except pika.exceptions.UnroutableError:
+        channel.basic_publish(exchange='', routing_key='lab04.unrouted', body=body)
+        return True
+    return False
+    ### END SOLUTION
+
+# %% [markdown]
+# The market publishes a batch with your function; the self-check then looks into
+# `lab04.unrouted` (leaving its messages there): the prices of `TSLA` and `NVDA` must be
+# parked, and no price that a queue received.
+
+# %%
+batch = [('AAPL', '191.20'), ('TSLA', '248.50'), ('MSFT', '412.00'), ('NVDA', '880.00'),
+         ('GOOG', '142.10')]
+parked = [ticker for ticker, price in batch if publish_or_park(ticker, price)]
+print('parked:', parked)
+# Expected output (solution):
+# parked: ['TSLA', 'NVDA']
+# Expected output (student):
+# parked: []
+
+# %%
+self_check("04.unroutable-parked", endpoints)
+# Expected result (solution):
+# ✔ passed  04.unroutable-parked: queue 'lab04.unrouted' holds the prices for TSLA and NVDA, which no queue was bound to receive, and no other
+# Expected result (student):
+# ✘ not yet  04.unroutable-parked: queue 'lab04.unrouted' holds no price for TSLA, which no queue is bound to receive Hint: A direct exchange silently drops a price whose key no queue is bound with, unless the publisher asks the broker to return it: catch that return and keep the price in the parking queue. (more: hint=2)
+
+# %% [markdown]
 # ## Summary
 #
 # - A **direct exchange** delivers a message to every queue bound with a key *equal* to
@@ -235,6 +297,9 @@ predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()
 # - A queue can have several bindings (`lab04.portfolio`: `AAPL` and `MSFT`), and several
 #   queues can share a key — each gets its own copy.
 # - The default exchange `''` is a direct exchange where every queue is bound by its name.
+# - `mandatory=True` makes the broker return a message that no queue receives (pika raises
+#   `UnroutableError` on a confirming channel): the publisher can keep it instead of losing
+#   it.
 # - `RoutingExplainer` shows why each binding matched or not; `predict_then_publish`
 #   checks your reasoning against the real broker.
 #
