@@ -9,9 +9,10 @@
 #   including the awkward cases: `#` matching zero words, `*` needing exactly one, empty
 #   words;
 # - use the routing explainer to see *why* a pattern matches or not;
+# - design the bindings of a log-routing scheme that is given in words;
 # - predict where messages go, then let the broker prove you right or wrong.
 #
-# **Estimated time:** 25 minutes.
+# **Estimated time:** 35 minutes.
 #
 # The lecture's example is a **blog platform**: each post is published with a routing key
 # such as `sports.football` or `science.technology`, and readers subscribe with patterns
@@ -30,9 +31,11 @@ channel = connection.channel()
 channel.confirm_delivery()
 
 # Start clean: remove what a previous run of this lab left behind.
-for name in ("lab05.sports", "lab05.technology", "lab05.reviews", "lab05.my-feed"):
+for name in ("lab05.sports", "lab05.technology", "lab05.reviews", "lab05.my-feed",
+             "lab05.errors", "lab05.payment", "lab05.logins"):
     channel.queue_delete(queue=name)
-channel.exchange_delete(exchange="lab05.blog")
+for name in ("lab05.blog", "lab05.logs"):
+    channel.exchange_delete(exchange=name)
 
 
 def drain(queue):
@@ -222,6 +225,54 @@ predict_then_publish(endpoints, 'lab05.blog', prediction)
 # 2 of 5 messages predicted right.
 
 # %% [markdown]
+# ### Exercise: route the logs
+#
+# Topic exchanges are made for logs. Every service publishes each log line with the routing
+# key `<service>.<severity>` (`shop.info`, `payment.error`), or
+# `<service>.<component>.<severity>` when a component wrote it (`payment.db.error`,
+# `auth.login.warning`). The severities are `info`, `warning` and `error`.
+#
+# Build the routing, with as few bindings as you can:
+#
+# - a durable topic exchange `lab05.logs`;
+# - a durable queue `lab05.errors` that receives **every error**, from any service, with or
+#   without a component;
+# - a durable queue `lab05.payment` that receives **everything the `payment` service logs**
+#   (but nothing from a service called `payments`);
+# - a durable queue `lab05.logins` that receives **every line of a `login` component**,
+#   whatever the service and the severity — not `login.info`, which a *service* called
+#   `login` wrote.
+#
+# A line may reach several queues: `payment.db.error` goes to two.
+
+# %% [markdown]
+# To try a pattern before you bind it, ask the routing model, for example
+# `RoutingExplainerModel('topic', [Binding('q', 'some.#')]).text('payment.db.error')`
+# (`Binding` comes from `mqkit.routing`).
+
+# %%
+### BEGIN SOLUTION
+channel.exchange_declare(exchange='lab05.logs', exchange_type='topic', durable=True)
+for queue in ('lab05.errors', 'lab05.payment', 'lab05.logins'):
+    channel.queue_declare(queue=queue, durable=True)
+channel.queue_bind(queue='lab05.errors', exchange='lab05.logs', routing_key='#.error')
+channel.queue_bind(queue='lab05.payment', exchange='lab05.logs', routing_key='payment.#')
+channel.queue_bind(queue='lab05.logins', exchange='lab05.logs', routing_key='*.login.*')
+### END SOLUTION
+
+# %% [markdown]
+# The self-check publishes log lines such as `shop.error`, `payment.db.error`,
+# `shop.login.error`, `shop.errors` and `payments.info` to `lab05.logs`, and looks where
+# each one lands (taking its lines out again).
+
+# %%
+self_check("05.log-routes", endpoints)
+# Expected result (solution):
+# ✔ passed  05.log-routes: lab05.errors gets every error, lab05.payment everything from the payment service, lab05.logins every line of a login component, and no queue anything else
+# Expected result (student):
+# ✘ not yet  05.log-routes: there is no queue 'lab05.errors' Hint: Each reader is one topic pattern over the words of <service>.<severity> or <service>.<component>.<severity>: which wildcard stands for any number of words, and which for exactly one? (more: hint=2)
+
+# %% [markdown]
 # ## Summary
 #
 # - A topic exchange matches the routing key's **words** (split at every `.`) against
@@ -230,6 +281,9 @@ predict_then_publish(endpoints, 'lab05.blog', prediction)
 #   `review` (nothing for `*`) nor `a.b.review` (two words for one `*`).
 # - Words may be empty: `.review` has an empty first word, and `*` matches it.
 # - Each matching queue gets one copy, however many of its bindings match.
+# - A routing key with a fixed word order (`<service>.<component>.<severity>`) lets each
+#   reader pick its lines with one pattern: `#` where the number of words varies, `*` for
+#   exactly one word.
 # - A binding key without `*` or `#` behaves like a direct binding; `#` alone behaves like
 #   fanout.
 #
