@@ -8,10 +8,11 @@
 # - give subscribers that come and go **temporary exclusive queues** (server-named, gone
 #   when their connection closes), and see that a message is not kept for a subscriber that
 #   was not there;
-# - bind an **exchange to an exchange**, so one exchange feeds another;
+# - bind an **exchange to an exchange**, so one exchange feeds another — or gathers
+#   what several others send;
 # - predict where messages go, then let the broker prove you right or wrong.
 #
-# **Estimated time:** 25 minutes.
+# **Estimated time:** 35 minutes.
 #
 # The lecture's example is a **notification system**: every notification goes to all users
 # A, B, C and D, each with a queue of their own.
@@ -29,9 +30,10 @@ channel.confirm_delivery()
 
 USERS = ['A', 'B', 'C', 'D']
 # Start clean: remove what a previous run of this lab left behind.
-for name in [f"lab06.user-{user}" for user in USERS] + ["lab06.user-E", "lab06.audit-log"]:
+for name in ([f"lab06.user-{user}" for user in USERS]
+             + ["lab06.user-E", "lab06.audit-log", "lab06.push-ios", "lab06.push-android"]):
     channel.queue_delete(queue=name)
-for name in ("lab06.notifications", "lab06.audit"):
+for name in ("lab06.notifications", "lab06.audit", "lab06.promotions", "lab06.mobile"):
     channel.exchange_delete(exchange=name)
 
 
@@ -220,6 +222,44 @@ predict_then_publish(endpoints, 'lab06.notifications', prediction, connection=co
 # 0 of 1 messages predicted right.
 
 # %% [markdown]
+# ### Exercise: a mobile push service
+#
+# The company now sends push messages to phones. The push service must get **every
+# notification**, and also **every promotion**, which marketing publishes on a fanout
+# exchange of its own, `lab06.promotions` (declared in the next cell). The users' queues must
+# not get the promotions, and the existing bindings stay as they are.
+#
+# Build:
+#
+# - a durable fanout exchange `lab06.mobile` that receives everything that
+#   `lab06.notifications` and `lab06.promotions` send;
+# - two durable queues, `lab06.push-ios` and `lab06.push-android`, each with a copy of
+#   everything `lab06.mobile` receives.
+
+# %%
+channel.exchange_declare(exchange='lab06.promotions', exchange_type='fanout', durable=True)
+### BEGIN SOLUTION
+channel.exchange_declare(exchange='lab06.mobile', exchange_type='fanout', durable=True)
+for source in ('lab06.notifications', 'lab06.promotions'):
+    channel.exchange_bind(destination='lab06.mobile', source=source)
+for queue in ('lab06.push-ios', 'lab06.push-android'):
+    channel.queue_declare(queue=queue, durable=True)
+    channel.queue_bind(queue=queue, exchange='lab06.mobile')
+### END SOLUTION
+
+# %% [markdown]
+# The self-check publishes probe notifications and promotions, with and without a routing
+# key, and looks where each lands: both push queues must get all of them, `lab06.user-A`
+# only the notifications.
+
+# %%
+self_check("06.mobile-push", endpoints)
+# Expected result (solution):
+# ✔ passed  06.mobile-push: both push queues get every notification and every promotion, the users only the notifications, and no queue anything else
+# Expected result (student):
+# ✘ not yet  06.mobile-push: there is no queue 'lab06.push-ios' Hint: An exchange can be bound to other exchanges, and to more than one: the push queues must get every notification and every promotion, the users only the notifications. (more: hint=2)
+
+# %% [markdown]
 # ## Summary
 #
 # - A **fanout exchange** copies every message to every bound queue; the routing key is
@@ -228,6 +268,7 @@ predict_then_publish(endpoints, 'lab06.notifications', prediction, connection=co
 #   (`queue_declare(queue='', exclusive=True)`): unique names, deleted with their
 #   connection. A message is copied only to the queues that exist when it is published.
 # - `exchange_bind(destination=..., source=...)` lets one exchange feed another — here an
-#   audit trail that the publishers need not know about.
+#   audit trail that the publishers need not know about. An exchange bound to several
+#   sources gathers what each of them sends (the mobile push service).
 #
 # Next: **lab 07**, the headers exchange, which routes on message headers instead.
