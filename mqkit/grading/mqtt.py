@@ -9,16 +9,20 @@ broker does:
   QoS >= 1. The check never acknowledges them, so the broker keeps them and sends them again
   on the next resume: running the check changes nothing;
 * a last will arrived when the will's topic holds the will payload as its retained message
-  (only the broker publishes a will, when its client vanished without a DISCONNECT).
+  (only the broker publishes a will, when its client vanished without a DISCONNECT);
+* topic filters receive what they should when a fresh subscriber per filter receives the
+  wanted probe topics and none of the others (:func:`deliveries` publishes the probes; the
+  wildcard predict-then-publish of :mod:`mqkit.grading.predict_mqtt` uses it too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,22 +50,31 @@ class _Probe:
     """A paho client of a check: connected, looping in the background, always stopped."""
 
     def __init__(self, endpoints: Endpoints, client_id: str | None,
-                 clean_session: bool = True) -> None:
+                 clean_session: bool = True, acknowledge: bool = False) -> None:
         from mqkit.clients import mqtt_client
 
         self.client = mqtt_client(endpoints, client_id=client_id or
                                   f"mqkit-check-{secrets.token_hex(4)}",
                                   clean_session=clean_session)
-        self.client.manual_ack_set(True)  # acknowledge nothing: a check leaves state as it was
+        # By default acknowledge nothing: a check leaves a kept session as it was. Probes of a
+        # clean session acknowledge, so unacknowledged retained messages (a `#` filter gets
+        # every one) cannot fill the broker's in-flight window and hold the probes back.
+        self.client.manual_ack_set(not acknowledge)
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        self.granted: list[Any] = []
         self.session_present = False
         self.refused = ""
         self.messages: list[Received] = []
         self._arrived = threading.Condition()
         self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *_args: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reason_codes: Any,
+                      properties: Any) -> None:
+        self.granted = list(reason_codes)
+        self.subscribed.set()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any,
                     properties: Any) -> None:
@@ -90,6 +103,15 @@ class _Probe:
         self.client.subscribe(topic_filter, qos)
         if not self.subscribed.wait(TIMEOUT):
             raise TimeoutError(f"no SUBACK from Mosquitto within {TIMEOUT} s")
+        if any(getattr(code, "is_failure", False) for code in self.granted):
+            raise NotYet(f"Mosquitto refused the subscription {topic_filter!r}: "
+                         f"{', '.join(str(code) for code in self.granted)}")
+
+    def wait_until(self, condition: Any, deadline: float) -> bool:
+        """Wait (until the ``time.monotonic()`` ``deadline``) for ``condition(messages)``."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: condition(self.messages),
+                                          max(0.0, deadline - time.monotonic()))
 
     def collect(self, wanted: int) -> list[Received]:
         """Messages until ``wanted`` arrived or none came for :data:`QUIET` seconds."""
@@ -108,8 +130,8 @@ class _Probe:
 
 @contextlib.contextmanager
 def _probe(endpoints: Endpoints, client_id: str | None = None,
-           clean_session: bool = True) -> Iterator[_Probe]:
-    probe = _Probe(endpoints, client_id, clean_session)
+           clean_session: bool = True, acknowledge: bool = False) -> Iterator[_Probe]:
+    probe = _Probe(endpoints, client_id, clean_session, acknowledge)
     try:
         probe.connect()
         yield probe
@@ -220,3 +242,157 @@ def last_will_arrived(endpoints: Endpoints, topic: str, payload: str) -> str:
                      "with reason code 0x04)")
     return f"the broker published the last will: {topic!r} now retains {payload!r}"
 
+
+
+# -- topic filters against probe topics (lab 10's wildcard exercise) --------------------
+
+#: Seconds to wait, once every subscriber holds what the model expects, for deliveries the
+#: model did not expect (the broker has the last word).
+SETTLE = 0.3
+
+
+def _token_indexes(messages: Sequence[Received], token: str) -> set[int]:
+    found = set()
+    for message in messages:
+        mine, _, index = _text(message.payload).partition(" ")
+        if mine == token and index.isdigit():
+            found.add(int(index))
+    return found
+
+
+def deliveries(endpoints: Endpoints, filters: Sequence[str],
+               topics: Sequence[str]) -> list[set[int]]:
+    """For each filter, the indexes of the topics that a fresh subscriber with it received.
+
+    One new client per filter subscribes (QoS 1, waiting for the SUBACK); one more publishes
+    each topic at QoS 1, never retained, and waits for every PUBACK. Each payload carries a
+    token of this call, so other traffic and retained messages on the broker are ignored, and
+    nothing stays behind. MQTT orders messages per topic only, so no end marker on another
+    topic can say "that was all": each subscriber is given (at most :data:`TIMEOUT` seconds
+    in all) until it holds as many messages as mqkit's model of topic matching expects, then
+    :data:`SETTLE` seconds more for any the model did not expect. The result is what the
+    broker delivered, whatever the model says.
+
+    Raises:
+        ConfigError: a filter or a topic is invalid (Mosquitto would disconnect the client).
+        NotYet: Mosquitto refused a subscription.
+        TimeoutError: the broker did not answer in time.
+    """
+    from mqkit.routing import topic_matches, validate_topic_filter, validate_topic_name
+
+    for topic_filter in filters:
+        validate_topic_filter(topic_filter)
+    for topic in topics:
+        validate_topic_name(topic)
+    token = secrets.token_hex(6)
+    expected = [sum(topic_matches(f, t).matched for t in topics) for f in filters]
+    with contextlib.ExitStack() as stack:
+        subscribers = [stack.enter_context(_probe(endpoints, acknowledge=True))
+                       for _filter in filters]
+        for probe, topic_filter in zip(subscribers, filters, strict=True):
+            probe.subscribe(topic_filter, 1)
+        publisher = stack.enter_context(_probe(endpoints, acknowledge=True))
+        sent = [publisher.client.publish(topic, f"{token} {index}", qos=1)
+                for index, topic in enumerate(topics)]
+        deadline = time.monotonic() + TIMEOUT
+        for topic, info in zip(topics, sent, strict=True):
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            if not info.is_published():
+                raise TimeoutError(f"no PUBACK from Mosquitto for {topic!r} within {TIMEOUT} s")
+        deadline = time.monotonic() + TIMEOUT
+        for probe, count in zip(subscribers, expected, strict=True):
+            probe.wait_until(lambda messages, n=count: len(_token_indexes(messages, token)) >= n,
+                             deadline)
+        time.sleep(SETTLE)
+        return [_token_indexes(probe.messages, token) for probe in subscribers]
+
+
+def _quoted(names: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+#: What lab 10's heating controller must receive and must not: ``{floor}`` and ``{room}``
+#: become names that are new on every run, so only wildcards pass, not a list of topics.
+HEATING_WANTED = (
+    "lab10/house/ground/kitchen/temperature",
+    "lab10/house/{floor}/{room}/temperature",
+    "lab10/house/attic/temperature",
+    "/lab10/house/ground/hall/temperature",
+)
+HEATING_UNWANTED = (
+    "lab10/house/{floor}/{room}/humidity",
+    "lab10/house/{floor}/{room}/radiator/temperature",
+    "lab10/house/outside/temperature",
+    "lab10/house/attic/humidity",
+    "/lab10/house/ground/hall/humidity",
+)
+
+
+@check("10.wildcard-filters", "topic filters for the heating controller",
+       hint=("Which wildcard matches exactly one level, and which matches every level "
+             "below it, humidity and radiators included? A topic that starts with a slash "
+             "begins with an empty level: only a filter that starts with one matches it.",
+             "Write one filter per shape of topic: floor and room as two single-level "
+             "wildcards; the attic's topic, which has one level less; the hall thermostat's "
+             "topic with its leading slash. A multi-level wildcard brings humidity and the "
+             "radiators too.",
+             "heating_filters = ['lab10/house/+/+/temperature', "
+             "'lab10/house/attic/temperature', '/lab10/house/+/+/temperature']"),
+       points=2,
+       params={"config_topic": "lab10/config/heating", "wanted": HEATING_WANTED,
+               "unwanted": HEATING_UNWANTED})
+def wildcard_filters(endpoints: Endpoints, config_topic: str, wanted: Sequence[str],
+                     unwanted: Sequence[str]) -> str:
+    """The filters retained as JSON on ``config_topic`` receive ``wanted`` and no ``unwanted``.
+
+    The check plays the device that reads its configuration: it takes the retained message of
+    ``config_topic`` (a JSON list of filters, or one filter), subscribes a fresh client with
+    each filter on the real Mosquitto and publishes every probe topic (see
+    :func:`deliveries`). ``{floor}`` and ``{room}`` in a probe become new names each run.
+    """
+    from mqkit.exceptions import ConfigError
+    from mqkit.routing import validate_topic_filter
+
+    found = _retained(endpoints, config_topic)
+    if found is None:
+        raise NotYet(f"nothing is retained on {config_topic!r}: the heating controller finds "
+                     "no configuration, so it subscribes to nothing")
+    try:
+        filters = json.loads(_text(found.payload))
+    except ValueError:
+        filters = None
+    if isinstance(filters, str):
+        filters = [filters]
+    if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
+        raise NotYet(f"the configuration on {config_topic!r} is not a JSON list of filters: "
+                     f"{_text(found.payload)[:80]!r}")
+    if not filters:
+        raise NotYet(f"the configuration on {config_topic!r} lists no filter: the heating "
+                     "controller subscribes to nothing and receives no temperature")
+    for topic_filter in filters:
+        try:
+            validate_topic_filter(topic_filter)
+        except ConfigError as exc:
+            raise NotYet(exc.message) from None
+    names = {"floor": f"floor-{secrets.token_hex(2)}", "room": f"room-{secrets.token_hex(2)}"}
+    probes = [topic.format(**names) for topic in (*wanted, *unwanted)]
+    received = deliveries(endpoints, filters, probes)
+    through = {index: [f for f, got in zip(filters, received, strict=True) if index in got]
+               for index in range(len(probes))}
+    missing = [probes[i] for i in range(len(wanted)) if not through[i]]
+    extra = [f"{probes[i]!r} (through {_quoted(through[i])})"
+             for i in range(len(wanted), len(probes)) if through[i]]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"did not receive {_quoted(missing)}")
+        if extra:
+            parts.append("received " + "; ".join(extra[:3])
+                         + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+                         + ", which it must not")
+        raise NotYet(f"subscribed with {_quoted(filters, 5)}, the heating controller "
+                     + "; it ".join(parts))
+    count = "1 filter brings" if len(filters) == 1 else f"{len(filters)} filters bring"
+    return (f"the {count} the heating controller every temperature it needs "
+            f"({len(wanted)} probe topics) and none of the {len(unwanted)} other readings")
