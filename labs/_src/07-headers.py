@@ -7,9 +7,10 @@
 # - choose between `x-match: all` (every header must match) and `x-match: any` (one is
 #   enough), and know what `all-with-x` / `any-with-x` change;
 # - see why the routing key is ignored, and that header values are compared with their type;
-# - predict where messages go, then let the broker prove you right or wrong.
+# - predict where messages go, then let the broker prove you right or wrong;
+# - build the lecture's depots: New York / Los Angeles × air / sea.
 #
-# **Estimated time:** 25 minutes.
+# **Estimated time:** 35 minutes.
 #
 # The lecture's example is **logistics**: each parcel carries the headers `destination`
 # and `delivery_method`, and depots subscribe to the parcels they handle.
@@ -30,7 +31,8 @@ channel.confirm_delivery()
 
 QUEUES = ['lab07.berlin-depot', 'lab07.express-desk', 'lab07.tenant-acme']
 # Start clean: remove what a previous run of this lab left behind.
-for name in QUEUES + ['lab07.berlin-express']:
+DEPOTS = ['lab07.ny-air', 'lab07.ny-sea', 'lab07.la-air', 'lab07.la-sea']
+for name in QUEUES + ['lab07.berlin-express'] + DEPOTS:
     channel.queue_delete(queue=name)
 channel.exchange_delete(exchange='lab07.logistics')
 
@@ -251,6 +253,49 @@ predict_then_publish(endpoints, 'lab07.logistics', prediction, messages=parcels)
 # 0 of 4 messages predicted right.
 
 # %% [markdown]
+# ### Exercise: the lecture's depots
+#
+# The lecture's company ships to **New York** and **Los Angeles**, by **air** or by
+# **sea**, and has one depot for each combination. Build the four depots on
+# `lab07.logistics`, each a durable queue (the list `DEPOTS` from the first cell holds their
+# names):
+#
+# | queue | receives the parcels with |
+# |---|---|
+# | `lab07.ny-air` | destination `New York`, delivery method `air` |
+# | `lab07.ny-sea` | destination `New York`, delivery method `sea` |
+# | `lab07.la-air` | destination `Los Angeles`, delivery method `air` |
+# | `lab07.la-sea` | destination `Los Angeles`, delivery method `sea` |
+#
+# The headers are `destination` and `delivery_method`, as above. A depot takes its parcels
+# whatever other headers they carry (`fragile`, `priority`), and nothing else: a parcel with
+# only a destination, only a delivery method, another method (`express`) or another city
+# reaches none of the four. Four queues, four bindings: a loop over the cities and the
+# methods keeps it short.
+
+# %%
+### BEGIN SOLUTION
+for city, code in [('New York', 'ny'), ('Los Angeles', 'la')]:
+    for method in ('air', 'sea'):
+        depot = f'lab07.{code}-{method}'
+        channel.queue_declare(queue=depot, durable=True)
+        channel.queue_bind(queue=depot, exchange='lab07.logistics', routing_key='',
+                           arguments={'x-match': 'all', 'destination': city,
+                                      'delivery_method': method})
+### END SOLUTION
+
+# %% [markdown]
+# The self-check publishes a parcel for each combination, and parcels that must reach no
+# depot, and looks in the four queues: each must hold exactly its own parcels.
+
+# %%
+self_check("07.lecture-routes", endpoints)
+# Expected result (solution):
+# ✔ passed  07.lecture-routes: each depot gets the parcels of its destination and delivery method, and no queue anything else
+# Expected result (student):
+# ✘ not yet  07.lecture-routes: there is no queue 'lab07.ny-air' Hint: Each depot handles one destination and one delivery method: its binding must require both headers, so a parcel that has only one of them, or another value, reaches no depot. (more: hint=2)
+
+# %% [markdown]
 # ## Summary
 #
 # - A **headers exchange** ignores the routing key and compares the message's headers with
@@ -258,5 +303,7 @@ predict_then_publish(endpoints, 'lab07.logistics', prediction, messages=parcels)
 # - `x-match: all` (the default) needs every header to match; `x-match: any` needs one.
 # - Arguments starting with `x-` are compared only with `all-with-x` / `any-with-x`.
 # - Values are compared with their type: the string `"1"` is not the number `1`.
+# - One queue per combination of header values (the lecture's New York / Los Angeles ×
+#   air / sea depots) is one `x-match: all` binding per queue.
 #
 # Next: **lab 08**, request/reply over a second queue.
