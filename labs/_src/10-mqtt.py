@@ -5,7 +5,10 @@
 #
 # - connect to Mosquitto with paho-mqtt 2 (`CallbackAPIVersion.VERSION2`), publish and
 #   subscribe;
-# - organise topics in levels and subscribe with the wildcards `+` and `#`;
+# - organise topics in levels and subscribe with the wildcards `+` and `#`, including empty
+#   levels, a leading `/` and topics that start with `$`;
+# - predict which subscriptions receive a message, then let Mosquitto prove you right or
+#   wrong, and write the filters a device needs;
 # - choose a QoS (0, 1, 2) and watch the packets each one exchanges;
 # - keep the last value of a topic with a **retained** message;
 # - watch messages move with the MQTT inbox and publisher widgets.
@@ -13,7 +16,7 @@
 # Lab 11 continues with sessions, the last will, the lecture's docker-compose example and
 # MQTT vs AMQP.
 #
-# **Estimated time:** 20 minutes.
+# **Estimated time:** 45 minutes.
 
 # %% [markdown]
 # ## Setup
@@ -23,13 +26,14 @@
 # topic prefix and client ids (`RUN`), so running it again never mixes with an earlier run.
 
 # %%
+import json
 import threading
 import uuid
 
 import paho.mqtt.client as mqtt
 
 import mqkit
-from mqkit.grading import self_check
+from mqkit.grading import predict_mqtt, self_check
 
 endpoints = mqkit.start_brokers()
 broker = endpoints.mqtt          # .host, .port, .username, .password
@@ -151,14 +155,15 @@ def short(topic):
     return topic.removeprefix(ROOT + "/")
 
 # %% [markdown]
-# Start clean: the exercise uses a fixed topic (the self-check looks for it), so remove what
-# an earlier run left on the broker: the retained message of `lab10/config/greeting` (an
-# empty retained payload deletes it).
+# Start clean: the exercises use fixed topics (the self-checks look for them), so remove what
+# an earlier run left on the broker: the retained messages of `lab10/config/greeting` and
+# `lab10/config/heating` (an empty retained payload deletes one).
 
 # %%
 cleaner = new_client("cleaner")
 start(cleaner)
-cleaner.publish("lab10/config/greeting", "", qos=1, retain=True).wait_for_publish(5)
+for topic in ("lab10/config/greeting", "lab10/config/heating"):
+    cleaner.publish(topic, "", qos=1, retain=True).wait_for_publish(5)
 stop(cleaner)
 
 # %% [markdown]
@@ -234,8 +239,7 @@ stop(*(watcher for watcher, _ in watchers.values()))
 # %% [markdown]
 # The **topic-filter explainer** tells, for a topic, which filters match and *why*. It
 # uses mqkit's model of MQTT matching, which the kit's tests check against the real
-# Mosquitto. Edit the filters or the topic and watch the verdicts change. (Note the `$`
-# rule: filters starting with a wildcard never match `$SYS/...`, the broker's own topics.)
+# Mosquitto. Edit the filters or the topic and watch the verdicts change.
 
 # %%
 from mqkit.routing import topic_matches
@@ -250,6 +254,83 @@ print(topic_matches("home/#", "home").reason)
 # %%
 TopicFilterExplainer(filters + ["#", "home/kitchen/fridge/+"],
                      "home/kitchen/fridge/temperature")
+
+# %% [markdown]
+# ### Three corners of the rules
+#
+# - **Empty levels.** A level may be empty: `home//temperature` has three levels, the middle
+#   one empty, and `+` matches it.
+# - **A leading `/`.** `/home/temperature` is another topic than `home/temperature`: its
+#   first level is empty. `home/#` does not match it; `+/home/temperature` and `#` do.
+# - **Topics starting with `$`.** MQTT keeps them for the broker: Mosquitto publishes its own
+#   statistics under `$SYS/...`, and it acknowledges what a client publishes there, then
+#   delivers it to nobody. A filter that *starts* with a wildcard (`#`, `+/...`) never
+#   matches a `$` topic; a subscriber names the first level instead: `$SYS/#`. Mosquitto
+#   lets clients publish to other `$` topics, and the same rule holds for them.
+#
+# Try them in the explainer above: give it the topic `home//temperature`, then
+# `/home/kitchen/temperature`, then `$SYS/broker/uptime`.
+
+# %% [markdown]
+# ### Exercise 1 — predict, then publish
+#
+# Five subscribers, one per filter in `subscriptions`, and six messages, one per topic in
+# `topics`. For each topic, add a line that gives the set of filters whose subscriber will
+# receive it, in the form `prediction['a/topic'] = {'a/filter', 'another/filter'}`; a topic
+# that reaches nobody stays at `set()`. Decide first, with the rules above; the explainer
+# can help afterwards.
+#
+# The next cell then subscribes one new client per filter on the real Mosquitto, publishes
+# every topic (QoS 1, not retained), and marks each cell of the table ✔ (you were right) or
+# ✘. These topics carry no run prefix: a leading `/` or a `$` must come first. The cell
+# tells its own messages apart by their payload instead.
+
+# %%
+subscriptions = ["sensors/+/temp", "sensors/#", "+/+/temp", "#", "$lab10/#"]
+topics = ["sensors/kitchen/temp", "sensors/kitchen/fridge/temp", "sensors//temp",
+          "/sensors/temp", "sensors", "$lab10/kitchen/temp"]
+
+# %%
+prediction = {topic: set() for topic in topics}   # nobody, for now
+### BEGIN SOLUTION
+prediction["sensors/kitchen/temp"] = {"sensors/+/temp", "sensors/#", "+/+/temp", "#"}
+prediction["sensors/kitchen/fridge/temp"] = {"sensors/#", "#"}
+prediction["sensors//temp"] = {"sensors/+/temp", "sensors/#", "+/+/temp", "#"}
+prediction["/sensors/temp"] = {"+/+/temp", "#"}
+prediction["sensors"] = {"sensors/#", "#"}
+prediction["$lab10/kitchen/temp"] = {"$lab10/#"}
+### END SOLUTION
+
+# %%
+predict_mqtt.predict_then_publish(endpoints, subscriptions, prediction)
+# Expected result (solution):
+# prediction vs Mosquitto: which subscriptions received each topic
+# each cell: did the subscription get it? · what you predicted · ✔ right / ✘ wrong
+# topic                        sensors/+/temp    sensors/#         +/+/temp          #                 $lab10/#
+# sensors/kitchen/temp         yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  no · you: no ✔
+# sensors/kitchen/fridge/temp  no · you: no ✔    yes · you: yes ✔  no · you: no ✔    yes · you: yes ✔  no · you: no ✔
+# sensors//temp                yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  yes · you: yes ✔  no · you: no ✔
+# /sensors/temp                no · you: no ✔    no · you: no ✔    yes · you: yes ✔  yes · you: yes ✔  no · you: no ✔
+# sensors                      no · you: no ✔    yes · you: yes ✔  no · you: no ✔    yes · you: yes ✔  no · you: no ✔
+# $lab10/kitchen/temp          no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔    yes · you: yes ✔
+# 6 of 6 topics predicted right.
+# Expected result (student):
+# prediction vs Mosquitto: which subscriptions received each topic
+# each cell: did the subscription get it? · what you predicted · ✔ right / ✘ wrong
+# topic                        sensors/+/temp   sensors/#        +/+/temp         #                $lab10/#
+# sensors/kitchen/temp         yes · you: no ✘  yes · you: no ✘  yes · you: no ✘  yes · you: no ✘  no · you: no ✔
+# sensors/kitchen/fridge/temp  no · you: no ✔   yes · you: no ✘  no · you: no ✔   yes · you: no ✘  no · you: no ✔
+# sensors//temp                yes · you: no ✘  yes · you: no ✘  yes · you: no ✘  yes · you: no ✘  no · you: no ✔
+# /sensors/temp                no · you: no ✔   no · you: no ✔   yes · you: no ✘  yes · you: no ✘  no · you: no ✔
+# sensors                      no · you: no ✔   yes · you: no ✘  no · you: no ✔   yes · you: no ✘  no · you: no ✔
+# $lab10/kitchen/temp          no · you: no ✔   no · you: no ✔   no · you: no ✔   no · you: no ✔   yes · you: no ✘
+# ✘ 'sensors/kitchen/temp': Mosquitto delivered it to sensors/+/temp, sensors/#, +/+/temp, #; you predicted no subscription
+# ✘ 'sensors/kitchen/fridge/temp': Mosquitto delivered it to sensors/#, #; you predicted no subscription
+# ✘ 'sensors//temp': Mosquitto delivered it to sensors/+/temp, sensors/#, +/+/temp, #; you predicted no subscription
+# ✘ '/sensors/temp': Mosquitto delivered it to +/+/temp, #; you predicted no subscription
+# ✘ 'sensors': Mosquitto delivered it to sensors/#, #; you predicted no subscription
+# ✘ '$lab10/kitchen/temp': Mosquitto delivered it to $lab10/#; you predicted no subscription
+# 0 of 6 topics predicted right.
 
 # %% [markdown]
 # ## Quality of service: 0, 1 and 2
@@ -366,7 +447,7 @@ publisher.publish(f"{ROOT}/door", "", qos=1, retain=True).wait_for_publish(5)
 # b'closed' retain flag: False (a live message)
 
 # %% [markdown]
-# ### Exercise 1 — a retained greeting
+# ### Exercise 2 — a retained greeting
 #
 # Publish the retained message `Hello, MQTT!` to the topic `lab10/config/greeting` (QoS 1),
 # and wait until the broker acknowledged it. Use the `publisher` client.
@@ -381,6 +462,47 @@ self_check("10.retained-message", endpoints)
 # ✔ passed  10.retained-message: a new subscription to 'lab10/config/greeting' receives the retained message 'Hello, MQTT!'
 # Expected result (student):
 # ✘ not yet  10.retained-message: a new subscription to 'lab10/config/greeting' received no retained message Hint: A new subscriber gets a topic's last message at once only if the broker was asked to keep it: which publish flag is that? (more: hint=2)
+
+# %% [markdown]
+# ### Exercise 3 — filters for a heating controller
+#
+# A heating controller reads its configuration from a retained message, as many devices
+# do: when it starts, it subscribes to `lab10/config/heating` and gets the latest
+# configuration at once. The configuration is the list of topic filters it subscribes
+# with, as JSON.
+#
+# The house's sensors publish to `lab10/house/<floor>/<room>/<measurement>`, such as
+# `lab10/house/ground/kitchen/temperature`. Floors and rooms change, so the filters cannot
+# list them. Write `heating_filters` so that the controller receives
+#
+# - every room's temperature, on every floor;
+# - the attic's temperature, `lab10/house/attic/temperature` (the attic has no rooms);
+# - the old hall thermostat's, whose firmware puts a `/` in front:
+#   `/lab10/house/ground/hall/temperature`;
+#
+# and nothing else: no humidity, not the radiators' own sensors
+# (`lab10/house/ground/kitchen/radiator/temperature`), not the outside sensor
+# (`lab10/house/outside/temperature`).
+#
+# The cell publishes your list, retained, as the configuration. The self-check then plays
+# the controller: it subscribes with your filters on Mosquitto and publishes readings,
+# with floor and room names that are new on every run.
+
+# %%
+heating_filters = []
+### BEGIN SOLUTION
+heating_filters = ["lab10/house/+/+/temperature", "lab10/house/attic/temperature",
+                   "/lab10/house/+/+/temperature"]
+### END SOLUTION
+publisher.publish("lab10/config/heating", json.dumps(heating_filters), qos=1,
+                  retain=True).wait_for_publish(5)
+
+# %%
+self_check("10.wildcard-filters", endpoints)
+# Expected result (solution):
+# ✔ passed  10.wildcard-filters: the 3 filters bring the heating controller every temperature it needs (4 probe topics) and none of the 5 other readings
+# Expected result (student):
+# ✘ not yet  10.wildcard-filters: the configuration on 'lab10/config/heating' lists no filter: the heating controller subscribes to nothing and receives no temperature Hint: Which wildcard matches exactly one level, and which matches every level below it, humidity and radiators included? A topic that starts with a slash begins with an empty level: only a filter that starts with one matches it. (more: hint=2)
 
 # %% [markdown]
 # ## Watch messages move: MQTT widgets
@@ -431,7 +553,9 @@ print("the inbox received", live.model.count, "messages:",
 #
 # - paho-mqtt 2: `mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=...)`,
 #   `username_pw_set`, `connect`, `loop_start` … `disconnect`, `loop_stop`.
-# - A topic is a path of levels; filters use `+` (one level) and `#` (the rest).
+# - A topic is a path of levels; filters use `+` (one level) and `#` (the rest). A level
+#   may be empty (`a//b`), a leading `/` starts with an empty level, and a filter starting
+#   with a wildcard never matches a topic starting with `$` (`$SYS/...`).
 # - QoS 0 = PUBLISH; QoS 1 = PUBLISH/PUBACK (at least once); QoS 2 = PUBLISH, PUBREC,
 #   PUBREL, PUBCOMP (exactly once); the delivered QoS is the lower of the two sides; an
 #   unacknowledged message is re-sent on reconnect, within the session.
