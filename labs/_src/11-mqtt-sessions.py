@@ -399,6 +399,59 @@ session_demo("v5-expiry-60", 60)
 # the same signatures for both (that is what `CallbackAPIVersion.VERSION2` gives you).
 
 # %% [markdown]
+# ## Sharing the work: shared subscriptions (MQTT 5)
+#
+# An ordinary subscription is publish/subscribe: **every** subscriber whose filter matches
+# gets its own copy of every message. Two workers subscribed to the same tasks would both do
+# every task. AMQP solves this with one queue and competing consumers (lab 03). MQTT 5 has
+# **shared subscriptions**: a filter written `$share/<group>/<filter>` puts the subscriber in
+# a group, and the broker hands each matching message to **one** member of the group, in
+# turn. Publishers do not change: they publish to the plain topic.
+#
+# ### Exercise 3 — two workers, each task done once
+#
+# Write `start_worker(name)`. It returns a connected MQTT 5 client (`new_client(name,
+# protocol=mqtt.MQTTv5)`, then `start` and `subscribe` from the setup) that
+#
+# - receives the tasks published to `lab11/tasks/<id>`, sharing them with the other workers
+#   of the group `lab11-workers`, at QoS 1;
+# - answers each task by publishing its own `name` to `lab11/results/<id>` (the same `<id>`)
+#   at QoS 1, from its `on_message` callback.
+#
+# The next cell starts two workers; the self-check publishes ten tasks and counts who did
+# what.
+
+# %%
+def start_worker(name):
+    ### BEGIN SOLUTION
+    worker = new_client(name, protocol=mqtt.MQTTv5)
+
+    def on_task(client, userdata, message):
+        task_id = message.topic.rsplit("/", 1)[-1]
+        client.publish(f"lab11/results/{task_id}", name, qos=1)
+
+    worker.on_message = on_task
+    start(worker)
+    subscribe(worker, "$share/lab11-workers/lab11/tasks/#", qos=1)
+    return worker
+    # STUB: return None
+    ### END SOLUTION
+
+
+# %%
+workers = [start_worker("worker-a"), start_worker("worker-b")]
+self_check("11.shared-workers", endpoints)
+# Expected result (solution):
+# ✔ passed  11.shared-workers: 10 tasks, each done exactly once, shared by 2 workers (worker-a, worker-b)
+# Expected result (student):
+# ✘ not yet  11.shared-workers: no result came back for the 10 tasks published to lab11/tasks/<id>: are the workers connected, subscribed to lab11/tasks/#, and answering on lab11/results/<id>? Hint: With an ordinary subscription every subscriber gets every message: that is publish/subscribe. Which kind of MQTT 5 subscription makes the members of a group take turns, like workers on one AMQP queue? (more: hint=2)
+
+# %% [markdown]
+# Try it the other way: subscribe the workers with the plain filter `lab11/tasks/#` and run
+# the self-check again — every task is done twice. Shared subscriptions are MQTT's
+# competing consumers.
+
+# %% [markdown]
 # ## The lecture's example: a producer and a consumer
 #
 # The lecture ran an MQTT producer and consumer as containers next to a Mosquitto

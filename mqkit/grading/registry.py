@@ -400,7 +400,7 @@ def collecting() -> Iterator[dict[str, Check]]:
 
 def _load_builtin() -> None:
     # Imported here, not at the top: the check modules import this module to register.
-    from mqkit.grading import amqp, concepts, delivery, exchanges, mqtt  # noqa: F401
+    from mqkit.grading import amqp, concepts, delivery, exchanges, mqtt, mqtt_workers  # noqa: F401
 
 
 def all_checks(include_hidden: bool = True) -> list[Check]:
