@@ -102,7 +102,7 @@ def test_a_consumer_that_started_first_is_not_decoupling(brokers, names):
 
 
 def test_orders_without_a_producer_pid_are_not_enough(brokers, names):
-    queue, receipt_queue, producer_name = names
+    _queue, receipt_queue, producer_name = names
     with amqp_connection(brokers) as connection:
         channel = connection.channel()
         channel.queue_declare(queue=receipt_queue, durable=True)
