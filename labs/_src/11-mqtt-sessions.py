@@ -6,6 +6,7 @@
 # - let the broker announce a crashed client with a **last will**;
 # - receive what was published while you were away with a **persistent session**, in MQTT
 #   3.1.1 and MQTT 5;
+# - let two workers share one stream of tasks with an MQTT 5 **shared subscription**;
 # - run the lecture's producer and consumer (the docker-compose example) and read its
 #   `compose.yaml`;
 # - decide between MQTT and AMQP.
@@ -13,7 +14,7 @@
 # It builds on lab 10 (paho-mqtt 2 clients, topics, QoS, retained messages) but runs on its
 # own: the first cells repeat the setup it needs.
 #
-# **Estimated time:** 35 minutes.
+# **Estimated time:** 45 minutes.
 
 # %% [markdown]
 # ## Setup
@@ -564,6 +565,8 @@ for line in output.splitlines():
 #   expiry) keep subscriptions and QoS ≥ 1 messages while the client is away (QoS 0 only
 #   where the broker is configured to; Mosquitto's default is not to). Unacknowledged
 #   messages are re-sent when the client comes back, not during a live connection.
+# - A shared subscription (`$share/<group>/<filter>`, MQTT 5) hands each message to one
+#   member of the group: MQTT's competing consumers.
 # - The lecture's compose example runs the same producer and consumer code as here; only
 #   the environment differs.
 # - MQTT for devices and state, AMQP for queued work and routing.
