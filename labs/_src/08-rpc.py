@@ -10,13 +10,16 @@
 #   (`amq.rabbitmq.reply-to`), which needs no queue at all;
 # - give the client a timeout, and see what happens when the server is down, slow, or
 #   answers twice;
-# - let several servers share one request queue.
+# - let several servers share one request queue;
+# - watch a *poison message* kill every server it reaches, read the crash, and fix the
+#   server so it answers such a request with an error and drops it.
 #
-# **Estimated time:** 15 minutes.
+# **Estimated time:** 30 minutes.
 
 # %%
 import threading
 import time
+import traceback
 import uuid
 
 import pika
@@ -69,10 +72,18 @@ def answer(channel, properties, response, server_name):
 # ## The server, in the background
 #
 # The server runs in a thread with a connection of its own (pika connections must not be
-# shared between threads). It computes Fibonacci numbers, optionally slowly (`delay`) or
-# answering more than once (`answers`). `mqkit.register_worker` puts it in mqkit's registry:
-# re-running the cell stops the old server with the same name, and `stop()` ends it
-# cleanly — a request it has not acked goes back to the queue.
+# shared between threads). For each request it calls a *handler*, by default
+# `handle_request`: compute the Fibonacci number of the request's body, answer (once, or
+# more than once with `answers`), then ack. It can also be slow (`delay`).
+# `mqkit.register_worker` puts it in mqkit's registry: re-running the cell stops the old
+# server with the same name, and `stop()` ends it cleanly — a request it has not acked goes
+# back to the queue.
+#
+# A thread must not print into the notebook (its text would land in whatever cell runs at
+# that moment). So when the handler raises, the server records the error and the
+# traceback, closes its connection — as the operating system does for a crashed process —
+# and stops. `server.status()` says in one line whether it runs or how it crashed;
+# `server.traceback` holds the whole story.
 
 # %%
 def fib(n):
@@ -82,11 +93,19 @@ def fib(n):
     return a
 
 
+def handle_request(ch, method, properties, body, server):
+    response = str(fib(int(body))).encode()
+    for _ in range(server.answers):  # 1; 2 for a buggy server that answers twice
+        answer(ch, properties, response, server.name)
+    ch.basic_ack(delivery_tag=method.delivery_tag)
+
+
 class RPCServer:
-    def __init__(self, name, delay=0.0, answers=1, queue='lab08.requests'):
+    def __init__(self, name, delay=0.0, answers=1, handler=None, queue='lab08.requests'):
         self.name, self.delay, self.answers, self.queue = name, delay, answers, queue
-        self.handled = 0
-        self.error = None
+        self.handler = handler or handle_request
+        self.handled, self.request, self.redelivered = 0, None, None
+        self.error, self.traceback = None, None
         self.stopping, self.ready = threading.Event(), threading.Event()
         register_worker(f"lab08.{name}", self)  # stops an older server of the same name
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -94,6 +113,7 @@ class RPCServer:
         self.ready.wait(10)
 
     def _run(self):
+        server = None
         try:
             server = amqp_connection(endpoints, name=self.name)
             ch = server.channel()
@@ -104,18 +124,25 @@ class RPCServer:
                     break
                 if method is None:
                     continue
+                self.request, self.redelivered = body, method.redelivered
                 self.stopping.wait(self.delay)  # a slow server (0 s: a fast one)
                 if self.stopping.is_set():
                     break  # not acked: the request goes back to the queue
-                response = str(fib(int(body))).encode()
-                for _ in range(self.answers):
-                    answer(ch, properties, response, self.name)
-                ch.basic_ack(delivery_tag=method.delivery_tag)
+                self.handler(ch, method, properties, body, self)
                 self.handled += 1
-            server.close()
-        except Exception as exc:  # kept, not printed: a thread must not write into cells
-            self.error = exc
+        except Exception as exc:  # the server crashes: recorded, shown by status()
+            self.error, self.traceback = exc, traceback.format_exc()
+        finally:
             self.ready.set()
+            if server is not None and server.is_open:
+                server.close()  # unacked requests go back to the queue
+
+    def status(self):
+        if self.error is not None:
+            return (f"{self.name}: crashed on request {self.request!r} -> "
+                    f"{type(self.error).__name__}: {self.error}")
+        state = "running" if self.thread.is_alive() else "stopped"
+        return f"{self.name}: {state}, {self.handled} requests handled"
 
     def stop(self):
         self.stopping.set()
@@ -123,9 +150,9 @@ class RPCServer:
 
 
 server = RPCServer("server-1")
-print("server running:", server.thread.is_alive())
+print(server.status())
 # Expected output:
-# server running: True
+# server-1: running, 0 requests handled
 
 # %% [markdown]
 # ## The client, with an exclusive reply queue
@@ -171,7 +198,9 @@ class RPCClient:
         return self.replies.pop(correlation_id, (None, {}))
 
     def call(self, request, timeout=2.0):
-        body, _headers = self.wait(self.send(request), timeout)
+        body, headers = self.wait(self.send(request), timeout)
+        if 'error' in headers:  # an error reply: see "A poison message" below
+            return f"error: {headers['error']}"
         return None if body is None else int(body)
 
 
@@ -293,12 +322,133 @@ print("servers that answered:", sorted({headers.get('server') for _, headers in 
 # answers: [6765, 10946, 17711, 28657, 46368, 75025]
 # servers that answered: ['worker-1', 'worker-2', 'worker-3']
 
+# %% [markdown]
+# ## A poison message
+#
+# A client sends a request the servers cannot parse: `'ten'` instead of `10`. The three
+# servers still run; the client waits one second. Then the servers' status lines:
+
 # %%
+print("answer:", client.call('ten', timeout=1.0))
 for worker in servers:
-    worker.stop()
-print("errors in servers:", [w.error for w in servers if w.error])
+    worker.thread.join(timeout=3)  # a crashed server's thread ends
+for worker in servers:
+    print(worker.status())
+print("deliveries of b'ten':",
+      sorted("redelivered" if w.redelivered else "first" for w in servers if w.error))
 # Expected output:
-# errors in servers: []
+# answer: None
+# worker-1: crashed on request b'ten' -> ValueError: invalid literal for int() with base 10: b'ten'
+# worker-2: crashed on request b'ten' -> ValueError: invalid literal for int() with base 10: b'ten'
+# worker-3: crashed on request b'ten' -> ValueError: invalid literal for int() with base 10: b'ten'
+# deliveries of b'ten': ['first', 'redelivered', 'redelivered']
+
+# %% [markdown]
+# One request killed all three. The traceback of one of them says where: `int(body)` in
+# `handle_request`.
+
+# %%
+print(servers[0].traceback)
+
+# %% [markdown]
+# What happened, step by step:
+#
+# 1. One server got `'ten'`; `int(b'ten')` raised before the server answered or acked.
+# 2. The server crashed and its connection closed. The broker puts every unacked message
+#    back in the queue, so `'ten'` went back — flagged `redelivered`.
+# 3. The next server got it, and crashed the same way; then the third.
+#
+# A request that crashes every consumer it reaches is a **poison message**. It is still in
+# the queue, and no server is left:
+
+# %%
+requests = channel.queue_declare(queue='lab08.requests', passive=True).method
+print("requests waiting:", requests.message_count, "| servers consuming:", requests.consumer_count)
+# Expected output:
+# requests waiting: 1 | servers consuming: 0
+
+# %% [markdown]
+# A new server, started now, gets the poison first — and dies at once. Restarting servers
+# does not help; neither would a request with a huge number (`fib` of a billion), which
+# keeps a server busy for hours instead of crashing it.
+
+# %%
+fresh = RPCServer("worker-4")
+fresh.thread.join(timeout=2)
+print(fresh.status())
+# Expected output:
+# worker-4: crashed on request b'ten' -> ValueError: invalid literal for int() with base 10: b'ten'
+
+# %% [markdown]
+# First aid, by hand: purge the request queue. That removes the poison — and every good
+# request waiting behind it.
+
+# %%
+purged = channel.queue_purge(queue='lab08.requests').method.message_count
+print("purged:", purged)
+# Expected output:
+# purged: 1
+
+# %% [markdown]
+# ## A server that survives poison (exercise)
+#
+# Write `safe_handle`, a handler that never lets a bad request kill the server:
+#
+# - a request whose body is not a whole number gets an **error reply**: an empty body
+#   with a header `'error'` that says what was wrong, sent where the request asked
+#   (`reply_to`) with the request's `correlation_id` — so the client knows at once instead
+#   of waiting for its timeout (`call` returns `"error: ..."` for such a reply);
+# - then the bad request is **rejected without requeue**: it leaves the queue for good
+#   (with a dead-letter exchange on the queue, lab 09, it would be kept for a human);
+# - a good request is answered with its Fibonacci number (the `answer` function) and acked
+#   only after the answer is sent.
+#
+# The check starts two of your servers, sends `'ten'` and then `'10'` (with a reply queue
+# and correlation ids of its own), and passes when both servers still consume, `'10'` is
+# answered with `55`, and the poison has left `lab08.requests`.
+
+# %%
+def safe_handle(ch, method, properties, body, server):
+    ### BEGIN SOLUTION
+    try:
+        number = int(body)
+    except ValueError:
+        ch.basic_publish(exchange='', routing_key=properties.reply_to, body=b'',
+                         properties=pika.BasicProperties(
+                             correlation_id=properties.correlation_id,
+                             headers={'server': server.name,
+                                      'error': f'not a number: {body!r}'}))
+        ch.basic_reject(delivery_tag=method.delivery_tag, requeue=False)
+        return
+    answer(ch, properties, str(fib(number)).encode(), server.name)
+    ch.basic_ack(delivery_tag=method.delivery_tag)
+    # STUB: handle_request(ch, method, properties, body, server)  # dies on poison: replace
+    ### END SOLUTION
+
+
+# %%
+safe = [RPCServer(f"safe-{number}", handler=safe_handle) for number in (1, 2)]
+self_check("08.poison-message", endpoints)
+# Expected result (solution):
+# ✔ passed  08.poison-message: the poison request 'ten' got an error reply (not a number: b'ten') and left 'lab08.requests'; '10' was answered with '55'; all 2 servers still consume
+# Expected result (student):
+# ✘ not yet  08.poison-message: 'ten' stopped 2 of 2 servers: a server must catch what it cannot handle and go on; no reply to the good request '10' within 3 s; 'ten' got no reply and went back to 'lab08.requests', to kill the next server (the check took its requests out again) Hint: A request the server cannot handle must not kill it, and must not go back to the queue to kill the next one: what can a server do with a request it will never be able to answer, so that its client learns at once? (more: hint=2)
+
+# %% [markdown]
+# What the client sees now, and how the servers are doing:
+
+# %%
+print("'ten' ->", client.call('ten'))
+print("fib(30) =", client.call(30))
+print("servers alive:", sum(s.thread.is_alive() for s in safe), "of", len(safe))
+# Expected output (solution):
+# 'ten' -> error: not a number: b'ten'
+# fib(30) = 832040
+# servers alive: 2 of 2
+# Expected output (student):
+# 'ten' -> None
+# fib(30) = None
+# servers alive: 0 of 2
 
 # %% [markdown]
 # ## Summary
@@ -311,3 +461,6 @@ print("errors in servers:", [w.error for w in servers if w.error])
 #   outlive a server that is down (durable queue), so answers can arrive late or twice:
 #   match them by correlation id and ignore the rest.
 # - Several servers on one request queue share the load; `prefetch_count=1` keeps it fair.
+# - A request that crashes its server before the ack goes back to the queue and crashes
+#   the next one: a poison message. A server must catch what it cannot handle, answer with
+#   an error reply, and reject the request without requeue (or dead-letter it).

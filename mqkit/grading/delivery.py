@@ -1,9 +1,11 @@
 """Checks of labs 08 (request/reply) and 09 (guaranteed delivery).
 
-The RPC check *behaves* like a client: it sends a request to the lab's request queue with a
-``reply_to`` (direct reply-to) and a ``correlation_id`` and waits for the matching answer,
-so it passes only while a server answers correctly. The dead-letter check peeks at the
-dead-letter queue through the management API (the messages are put back).
+The RPC checks *behave* like a client: they send requests to the lab's request queue with a
+``reply_to`` (direct reply-to) and a ``correlation_id`` and wait for the matching answers,
+so they pass only while a server answers correctly; the poison check also sends a request
+no server can parse and looks at what became of the servers and of that request. The
+dead-letter check peeks at the dead-letter queue through the management API (the messages
+are put back).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import time
 from typing import Any
 
 from mqkit.endpoints import Endpoints
-from mqkit.grading.amqp import _channel, _queue_path, management_json, persistent_message
+from mqkit.grading.amqp import (
+    _channel,
+    _queue_path,
+    _settle,
+    management_json,
+    persistent_message,
+    queue_state,
+)
 from mqkit.grading.registry import NotYet, check
 
 #: Seconds the RPC check waits for an answer.
@@ -60,6 +69,147 @@ def rpc_server_answers(endpoints: Endpoints, queue: str, request: str, expected:
     if body.decode(errors="replace") != expected:
         raise NotYet(f"the reply to {request!r} was {body!r}, expected {expected!r}")
     return f"the server answered {request!r} with {expected!r} and the request's correlation_id"
+
+
+#: Seconds the poison check waits for the management API's statistics to count its requests
+#: and see them gone (a new round every 5 s by default; two rounds and a margin).
+STATS_LAG = 11.0
+
+
+@check("08.poison-message", "an RPC server that survives a poison request",
+       hint=("A request the server cannot handle must not kill it, and must not go back "
+              "to the queue to kill the next one: what can a server do with a request it "
+              "will never be able to answer, so that its client learns at once?",
+             "In safe_handle, catch the error of turning the body into a number; send "
+              "the client an empty reply whose 'error' header says what was wrong (to "
+              "reply_to, with the request's correlation_id), then reject the request "
+              "without requeue. A good request is answered, then acked.",
+             "try: number = int(body)\n"
+              "except ValueError:\n"
+              "    ch.basic_publish('', properties.reply_to, b'', pika.BasicProperties("
+              "correlation_id=properties.correlation_id, headers={'error': 'not a number'}))\n"
+              "    ch.basic_reject(delivery_tag=method.delivery_tag, requeue=False)\n"
+              "    return"),
+       points=3, params={"queue": "lab08.requests", "poison": "ten", "request": "10",
+                         "expected": "55"})
+def rpc_server_survives_poison(endpoints: Endpoints, queue: str, poison: str, request: str,
+                               expected: str) -> str:
+    """Servers on ``queue`` survive ``poison`` and drop it, and still answer ``request``.
+
+    Best with an error reply to the poison request. The check sends the poison request
+    first, then the good one, both with direct reply-to and correlation ids of its own.
+    Requests of the check's left waiting in a queue that nobody consumes any more are taken
+    out again, so later cells do not meet them.
+    """
+    import pika
+
+    tag = secrets.token_hex(4)
+    poison_id, request_id = f"check-poison-{tag}", f"check-request-{tag}"
+    replies: dict[str, list[tuple[Any, bytes]]] = {poison_id: [], request_id: []}
+
+    def on_reply(_channel: Any, _method: Any, properties: Any, body: bytes) -> None:
+        if properties.correlation_id in replies:
+            replies[properties.correlation_id].append((properties, body))
+
+    with _channel(endpoints) as channel:
+        try:
+            before = channel.queue_declare(queue, passive=True).method.consumer_count
+        except Exception:
+            raise NotYet(f"there is no queue {queue!r}") from None
+        if not before:
+            raise NotYet(f"no server consumes from {queue!r}: start one first (a server that "
+                         "died on a poison request consumes nothing)")
+        published = _queue_stats(endpoints, queue)[0] + 2  # the statistics after our two
+        channel.basic_consume(DIRECT_REPLY_TO, on_reply, auto_ack=True)
+        for body, correlation_id in ((poison, poison_id), (request, request_id)):
+            channel.basic_publish("", queue, body.encode(), pika.BasicProperties(
+                reply_to=DIRECT_REPLY_TO, correlation_id=correlation_id))
+        deadline = time.monotonic() + RPC_TIMEOUT
+        while time.monotonic() < deadline and not (replies[poison_id] and replies[request_id]):
+            channel.connection.process_data_events(time_limit=0.1)
+        channel.connection.process_data_events(time_limit=0.3)  # a repeated answer, if any
+        state = _settle(lambda: queue_state(endpoints, queue),
+                        lambda s: s is not None and s.consumers == before)
+        after = state.consumers if state is not None and state.consumers is not None else 0
+        waiting = state.messages if state is not None and state.messages is not None else 0
+        taken_back = _take_back(channel, queue, {poison_id, request_id}) if not after else 0
+
+    problems = []
+    if after < before:
+        problems.append(f"{poison!r} stopped {before - after} of {before} server"
+                        f"{'s' if before > 1 else ''}: a server must catch what it cannot "
+                        "handle and go on")
+    if not replies[request_id]:
+        problems.append(f"no reply to the good request {request!r} within {RPC_TIMEOUT:g} s")
+    elif replies[request_id][0][1].decode(errors="replace") != expected:
+        problems.append(f"the reply to {request!r} was {replies[request_id][0][1]!r}, "
+                        f"expected {expected!r}")
+    answered = replies[poison_id]
+    if len(answered) > 1:
+        problems.append(f"{poison!r} was answered {len(answered)} times: it keeps coming "
+                        "back to the queue (requeued)")
+    elif after < before and not answered and (waiting or taken_back):
+        problems.append(f"{poison!r} got no reply and went back to {queue!r}, to kill the "
+                        "next server")
+    elif not after < before:
+        left = _messages_left(endpoints, queue, published)
+        if left:
+            problems.append(f"{queue!r} still holds {left} request{'s' if left > 1 else ''} "
+                            f"(ready or unacknowledged) after {poison!r}: a request put back "
+                            "comes again and again, one never settled blocks its server")
+    if problems:
+        taken = " (the check took its requests out again)" if taken_back else ""
+        raise NotYet("; ".join(problems) + taken)
+    if answered:
+        error = (answered[0][0].headers or {}).get("error")
+        poison_note = (f"got an error reply ({error})" if error is not None
+                       else "got a reply without an 'error' header")
+    else:
+        poison_note = "got no reply (its client waits for its timeout)"
+    return (f"the poison request {poison!r} {poison_note} and left {queue!r}; {request!r} was "
+            f"answered with {expected!r}; all {after} server{'s' if after > 1 else ''} "
+            "still consume")
+
+
+def _take_back(channel: Any, queue: str, correlation_ids: set[str], limit: int = 100) -> int:
+    """Remove the check's own requests from ``queue`` (nobody consumes it); return how many.
+
+    Other messages are held unacknowledged meanwhile and go back, in order, when the
+    check's channel closes.
+    """
+    taken = 0
+    for _ in range(limit):
+        method, properties, _body = channel.basic_get(queue)
+        if method is None:
+            break
+        if properties.correlation_id in correlation_ids:
+            channel.basic_ack(method.delivery_tag)
+            taken += 1
+    return taken
+
+
+def _queue_stats(endpoints: Endpoints, queue: str) -> tuple[int, int | None]:
+    """The management API's count of messages published to ``queue``, and of those in it."""
+    info = management_json(endpoints, _queue_path(endpoints, queue))
+    return (info.get("message_stats") or {}).get("publish", 0), info.get("messages")
+
+
+def _messages_left(endpoints: Endpoints, queue: str, published: int) -> int:
+    """Ready + unacknowledged messages in ``queue`` once the statistics count ``published``.
+
+    The management API counts unacknowledged messages too (a passive declare does not), but
+    its statistics lag (a new round every 5 s by default): only a round that counts the
+    check's own publishes tells whether their requests are gone, and one taken while a
+    request was in flight is followed by the next. Without such a round by the deadline
+    (statistics off), the answer is 0: nothing could be seen.
+    """
+    deadline = time.monotonic() + STATS_LAG
+    while True:
+        seen, messages = _queue_stats(endpoints, queue)
+        fresh = seen >= published and messages is not None
+        if (fresh and not messages) or time.monotonic() > deadline:
+            return (messages or 0) if fresh else 0
+        time.sleep(0.25)
 
 
 @check("09.dead-lettered", "a rejected message in the dead-letter queue",
