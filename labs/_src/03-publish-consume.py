@@ -8,11 +8,13 @@
 # - choose between automatic (`auto_ack=True`) and manual (`basic_ack`) acknowledgements,
 #   and see an unacknowledged message delivered again;
 # - fetch single messages with `basic_get`;
-# - share work between two consumers with `basic_qos(prefetch_count=1)` (fair dispatch).
+# - share work between two consumers with `basic_qos(prefetch_count=1)` (fair dispatch);
+# - find and fix a worker that silently loses jobs when it dies.
 #
-# **Estimated time:** 15 minutes.
+# **Estimated time:** 30 minutes.
 
 # %%
+import threading
 import time
 
 import mqkit
@@ -27,7 +29,8 @@ channel = connection.channel()
 channel.confirm_delivery()
 
 # Start clean: remove the queues a previous run of this lab left behind.
-for name in ("my_queue", "lab03.tasks", "lab03.work", "lab03.live"):
+for name in ("my_queue", "lab03.tasks", "lab03.work", "lab03.live", "lab03.jobs",
+             "lab03.done"):
     channel.queue_delete(queue=name)
 
 # %% [markdown]
@@ -246,6 +249,148 @@ print("prefetch 1: ", run_workers(prefetch_count=1))
 # prefetch 1:  {'A': ['1'], 'B': ['2', '3', '4', '5', '6']}
 
 # %% [markdown]
+# ## Bug hunt: a worker that loses jobs
+#
+# A real worker runs on its own, in the background. Here it is a thread with a connection of
+# its own (pika connections must not be shared between threads), named `lab03-worker`: the
+# management UI lists connections by that name. The worker takes jobs from the durable queue
+# `lab03.jobs` and hands each to `handle`, which works on it for 50 ms and publishes one
+# result to `lab03.done`. *How* it takes jobs is a function you pass in: `take_jobs(ch, worker)`.
+#
+# To test what happens when a worker dies, `crash_after=4` makes `handle` raise on the fifth
+# job, as a bug or a killed process would. The thread then closes its connection, as the
+# operating system does for a process that dies. `mqkit.register_worker` records the worker:
+# creating a new one stops the one before.
+
+# %%
+channel.queue_declare(queue='lab03.jobs', durable=True)
+channel.queue_declare(queue='lab03.done', durable=True)
+
+
+class Worker:
+    def __init__(self, take_jobs, crash_after=None):
+        self.take_jobs, self.crash_after = take_jobs, crash_after
+        self.handled, self.error = 0, None
+        self.stopping = threading.Event()
+        mqkit.register_worker('lab03.worker', self)  # stops the worker started before
+        self.thread = threading.Thread(target=self._run, name='lab03-worker', daemon=True)
+        self.thread.start()
+
+    def handle(self, ch, body):
+        """The work on one job: 50 ms, then its result goes to lab03.done."""
+        if self.handled == self.crash_after:
+            raise RuntimeError(f'the worker crashed on job {self.handled + 1}')
+        time.sleep(0.05)
+        ch.basic_publish(exchange='', routing_key='lab03.done', body=b'done: ' + body)
+        self.handled += 1
+
+    def _run(self):
+        worker_connection = None
+        try:
+            worker_connection = mqkit.amqp_connection(endpoints, name='lab03-worker')
+            self.take_jobs(worker_connection.channel(), self)
+        except Exception as exc:  # kept in worker.error: a thread must not write into cells
+            self.error = exc
+        finally:  # a process that dies loses its connection: so does this thread
+            if worker_connection is not None and worker_connection.is_open:
+                worker_connection.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+# %% [markdown]
+# A crash test: put 20 jobs in the queue, start a worker that crashes on its fifth job, wait
+# for it to die, and count what is left.
+
+# %%
+def crash_test(take_jobs):
+    channel.queue_purge(queue='lab03.jobs')
+    channel.queue_purge(queue='lab03.done')
+    for number in range(1, 21):
+        channel.basic_publish(exchange='', routing_key='lab03.jobs', body=f'job {number}')
+    crashing = Worker(take_jobs, crash_after=4)
+    crashing.thread.join(timeout=10)
+    results = channel.queue_declare(queue='lab03.done', passive=True).method.message_count
+    waiting = channel.queue_declare(queue='lab03.jobs', passive=True).method.message_count
+    print("the worker:", crashing.error)
+    print(f"results: {results}, jobs waiting: {waiting}, lost: {20 - results - waiting}")
+
+# %% [markdown]
+# A colleague wrote this loop for the worker. It does every job, as long as nothing goes wrong.
+# Watch what a crash on the fifth job leaves behind:
+
+# %%
+def first_draft(ch, worker):
+    for method, properties, body in ch.consume('lab03.jobs', auto_ack=True,
+                                               inactivity_timeout=0.1):
+        if worker.stopping.is_set():
+            break
+        if method is not None:  # None: nothing arrived for 0.1 s
+            worker.handle(ch, body)
+
+
+crash_test(first_draft)
+# Expected output:
+# the worker: the worker crashed on job 5
+# results: 4, jobs waiting: 0, lost: 16
+
+# %% [markdown]
+# Four jobs have results, and 16 are neither done nor waiting in the queue: nobody will ever
+# do them, and nothing reported an error about them.
+#
+# ### Exercise: find the bug and fix it
+#
+# Where did the 16 jobs go? Write `take_jobs`, a version of the loop that loses nothing when
+# the worker dies: every job must end up with a result in `lab03.done`, or back in
+# `lab03.jobs` for the next worker. (Until you do, `take_jobs` runs the first draft.)
+
+# %%
+def take_jobs(ch, worker):
+    ### BEGIN SOLUTION
+    ch.basic_qos(prefetch_count=1)
+    for method, properties, body in ch.consume('lab03.jobs', inactivity_timeout=0.1):
+        if worker.stopping.is_set():
+            break
+        if method is not None:
+            worker.handle(ch, body)
+            ch.basic_ack(method.delivery_tag)
+    # STUB: first_draft(ch, worker)
+    ### END SOLUTION
+
+
+crash_test(take_jobs)
+# Expected output (solution):
+# the worker: the worker crashed on job 5
+# results: 4, jobs waiting: 16, lost: 0
+# Expected output (student):
+# the worker: the worker crashed on job 5
+# results: 4, jobs waiting: 0, lost: 16
+
+# %% [markdown]
+# A crash at a known job is the easy case. A worker can also die *anywhere*: between
+# receiving a job and publishing its result, or between publishing and acknowledging. The
+# next cell starts a worker with your loop that keeps running. The self-check after it gives
+# it 40 jobs and, once the first results arrive, closes the worker's connection through the
+# management API (as a crash would), then counts: each job must have a result or wait in the
+# queue again. Run both cells again after each change.
+
+# %%
+worker = Worker(take_jobs)
+
+# %%
+self_check("03.no-loss-on-crash", endpoints)
+# Expected result (solution):
+# ✔ passed  03.no-loss-on-crash: the worker was killed mid-stream and no job was lost: each of the 40 jobs has a result in 'lab03.done' or waits in 'lab03.jobs' again
+# Expected result (student):
+# ✘ not yet  03.no-loss-on-crash: jobs were lost when the worker was killed mid-stream: fewer than the 40 jobs published have a result in 'lab03.done' or wait in 'lab03.jobs' again Hint: A job is safe only while the broker still holds it: when does your worker let the broker forget a job, and how many jobs does the broker hand it at once? (more: hint=2)
+
+# %% [markdown]
+# The check stopped the worker: `worker.error` says how. Once it passes, think about a
+# worker that dies after publishing a result but before acknowledging its job: what happens
+# to that job, and what must whoever reads `lab03.done` be ready for?
+
+# %% [markdown]
 # ## Summary
 #
 # - `basic_publish(exchange='', routing_key=queue, body=...)` delivers straight to a queue
@@ -257,5 +402,7 @@ print("prefetch 1: ", run_workers(prefetch_count=1))
 # - `basic_get` fetches one message or nothing.
 # - Work queues share messages round robin; `basic_qos(prefetch_count=1)` gives fair
 #   dispatch to the workers that are free.
+# - A worker that must not lose jobs acknowledges each one after its work (and its result)
+#   is done: whatever it held when it died goes back to the queue.
 #
 # Next: **lab 04**, the direct exchange.

@@ -226,6 +226,145 @@ def all_acked(endpoints: Endpoints, queue: str) -> str:
     return f"queue {queue!r} is empty: every message was acknowledged"
 
 
+#: Jobs the crash check publishes; at 50 ms a job the worker needs about 2 s for all of them.
+CRASH_JOBS = 40
+#: Results the crash check waits for before it kills the worker: it is working by then.
+_KILL_AFTER = 2
+#: Seconds to wait for a consumer, for the first results, and for the queue after the kill.
+_WORKER_TIMEOUT = 5.0
+_RESULTS_TIMEOUT = 10.0
+#: The management API lists a new connection within one statistics interval (5 s by default).
+_CONNECTION_TIMEOUT = 10.0
+
+
+@check("03.no-loss-on-crash", "no job lost when the worker dies",
+       hint=('A job is safe only while the broker still holds it: when does your worker '
+              'let the broker forget a job, and how many jobs does the broker hand it at '
+              'once?',
+             'Consume with manual acknowledgements (auto_ack off), acknowledge each job only '
+              'after its result is published, and let the worker hold one unacknowledged job '
+              'at a time (prefetch count 1).',
+             'ch.basic_qos(prefetch_count=1); '
+              "for method, properties, body in ch.consume('lab03.jobs', "
+              'inactivity_timeout=0.1): ... worker.handle(ch, body); '
+              'ch.basic_ack(method.delivery_tag)'),
+       points=2,
+       params={"jobs": "lab03.jobs", "results": "lab03.done", "worker": "lab03-worker"})
+def no_loss_on_crash(endpoints: Endpoints, jobs: str, results: str, worker: str,
+                     count: int = CRASH_JOBS) -> str:
+    """Kill the worker mid-stream: every job must have a result or wait in its queue again.
+
+    The worker is whatever consumes ``jobs`` over connections that name themselves
+    ``worker`` (the client-provided ``connection_name``, e.g.
+    ``mqkit.amqp_connection(endpoints, name='lab03-worker')``). The check empties both
+    queues, publishes ``count`` jobs, waits until the worker has published a few results,
+    force-closes the worker's connections (``DELETE /api/connections/{name}``, as a crash
+    would drop them), waits until the broker has taken back what the worker held
+    unacknowledged, and passes when results + jobs still in the queue >= ``count``. An
+    ``auto_ack`` worker loses every job the broker had already handed it. Every wait is
+    bounded; the worker stays dead afterwards (run its cell again to restart it).
+    """
+    import pika
+
+    with _channel(endpoints) as channel:
+        if _counts(channel, results) is None:
+            raise NotYet(f"there is no queue {results!r} for the results")
+        state = _poll(lambda: _counts(channel, jobs), lambda s: s is None or s[1] > 0,
+                      _WORKER_TIMEOUT)
+        if state is None:
+            raise NotYet(f"there is no queue {jobs!r}")
+        if state[1] == 0:
+            raise NotYet(f"nothing consumes {jobs!r}: start the worker (run the cell that "
+                         "creates it), then run this check again")
+        names = _poll(lambda: _connections_named(endpoints, worker), bool,
+                      _CONNECTION_TIMEOUT)
+        if not names:
+            raise NotYet(f"{jobs!r} has a consumer, but no connection is named {worker!r}: "
+                         "the check stops the worker by its connection's name")
+        channel.queue_purge(queue=jobs)
+        channel.queue_purge(queue=results)
+        channel.confirm_delivery()
+        for number in range(1, count + 1):
+            channel.basic_publish(exchange="", routing_key=jobs,
+                                  body=f"job {number} of {count} (self-check)".encode(),
+                                  properties=pika.BasicProperties(delivery_mode=2))
+        done = _poll(lambda: _counts(channel, results), lambda s: s is None or s[0] >= _KILL_AFTER,
+                     _RESULTS_TIMEOUT)
+        if done is None or done[0] < _KILL_AFTER:
+            raise NotYet(f"the worker published no result to {results!r} within "
+                         f"{_RESULTS_TIMEOUT:.0f} s of {count} jobs arriving")
+        _kill(endpoints, _connections_named(endpoints, worker) or names)
+        left = _poll(lambda: _counts(channel, jobs), lambda s: s is None or s[1] == 0,
+                     _WORKER_TIMEOUT)
+        if left is not None and left[1] > 0:
+            raise NotYet(f"after the worker's connection was closed, {jobs!r} still has "
+                         f"{_plural(left[1], 'consumer')}: only the worker may take its jobs")
+        if done[0] >= count:
+            raise NotYet(f"the worker finished all {count} jobs before the check could stop "
+                         "it, so nothing was tested: run the check again")
+        kept = _poll(lambda: _sum_counts(channel, (results, jobs)), lambda n: n >= count,
+                     SETTLE_TIMEOUT)
+    if kept < count:
+        raise NotYet(f"jobs were lost when the worker was killed mid-stream: fewer than the "
+                     f"{count} jobs published have a result in {results!r} or wait in "
+                     f"{jobs!r} again")
+    return (f"the worker was killed mid-stream and no job was lost: each of the {count} "
+            f"jobs has a result in {results!r} or waits in {jobs!r} again")
+
+
+def _counts(channel: Any, queue: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of ``queue`` by a passive declare, or None when missing.
+
+    The check's channel must survive a missing queue, so existence is asked first on a
+    throwaway channel of the same connection.
+    """
+    import pika.exceptions
+
+    probe = channel.connection.channel()
+    try:
+        ok = probe.queue_declare(queue=queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return None
+        raise
+    probe.close()
+    return ok.method.message_count, ok.method.consumer_count
+
+
+def _sum_counts(channel: Any, queues: tuple[str, ...]) -> int:
+    return sum((_counts(channel, queue) or (0, 0))[0] for queue in queues)
+
+
+def _poll(read: Callable[[], T], is_done: Callable[[T], bool], timeout: float) -> T:
+    """Like :func:`_settle`, with its own bound and a shorter step (the worker is fast)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not is_done(value) and time.monotonic() < deadline:
+        time.sleep(_POLL / 2)
+        value = read()
+    return value
+
+
+def _connections_named(endpoints: Endpoints, name: str) -> list[str]:
+    """Server-side names of this vhost's open connections whose client named them ``name``."""
+    vhost = endpoints.amqp.vhost or "/"
+    found = ManagementClient(endpoints, timeout=5).get("connections")
+    return [c["name"] for c in found or []
+            if c.get("vhost") == vhost
+            and isinstance(c.get("client_properties"), dict)
+            and c["client_properties"].get("connection_name") == name]
+
+
+def _kill(endpoints: Endpoints, names: list[str]) -> None:
+    """Force-close connections as a crash would drop them (a gone one is fine)."""
+    api = ManagementClient(endpoints, timeout=5)
+    for name in names:
+        with contextlib.suppress(ResourceNotFound):
+            api.request("DELETE", f"connections/{urllib.parse.quote(name, safe='')}",
+                        headers={"X-Reason": "self-check 03.no-loss-on-crash stopped this "
+                                             "worker mid-stream"})
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 

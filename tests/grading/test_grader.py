@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 EXTRA = Path(__file__).with_name("extra_checks.py")
 CELL_TIMEOUT = 10
 
-# student -> ({check: points}, outcome); max points: lab 02 = 5, lab 03 = 3.
+# student -> ({check: points}, outcome); max points: lab 02 = 5, lab 03 = 5.
 EXPECTED_02 = {
     "broken": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
                 "02.survives-restart": 2}, "errors"),
@@ -46,13 +46,22 @@ EXPECTED_02 = {
                "02.survives-restart": 0}, "completed"),
 }
 EXPECTED_03 = {
-    "broken": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1}, "errors"),
-    "correct": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1}, "completed"),
-    "different": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1}, "completed"),
-    "endless": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1}, "timed-out"),
-    "fake": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0}, "completed"),
-    "partial": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1}, "completed"),
-    "wrong": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0}, "completed"),
+    # 03.no-loss-on-crash runs right after its cell, while the notebook's worker lives: the
+    # solution's worker loses nothing, the untouched student notebook's auto_ack draft does.
+    "broken": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
+               "errors"),
+    "correct": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 2},
+                "completed"),
+    "different": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
+                  "completed"),
+    "endless": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
+                "timed-out"),
+    "fake": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0, "03.no-loss-on-crash": 0},
+             "completed"),
+    "partial": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
+                "completed"),
+    "wrong": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0, "03.no-loss-on-crash": 0},
+              "completed"),
 }
 
 
@@ -102,7 +111,20 @@ def test_lab02_exact_scores(graded_02):
 def test_lab03_exact_scores(graded_03):
     gradebook, _, _ = graded_03
     assert scores(gradebook) == EXPECTED_03
-    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_03, 3)
+    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_03, 5)
+
+
+def test_lab03_worker_is_killed_while_the_kernel_runs(graded_03):
+    # The crash check met each notebook's live worker: the solution's lost nothing, the
+    # untouched student notebook's draft lost jobs (not "nothing consumes": it was running).
+    results = {i.submission.student: {r.check_id: r for r in i.results}
+               for i in graded_03[0].submissions}
+    assert results["correct"]["03.no-loss-on-crash"].message.startswith(
+        "the worker was killed mid-stream and no job was lost")
+    assert results["partial"]["03.no-loss-on-crash"].message.startswith(
+        "jobs were lost when the worker was killed mid-stream")
+    assert results["different"]["03.no-loss-on-crash"].message == (
+        "there is no queue 'lab03.done' for the results")
 
 
 def test_reasons_name_what_went_wrong(graded_02, graded_03):

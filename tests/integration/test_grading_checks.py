@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import replace
 
 import pika
 import pytest
 
+from mqkit.clients.amqp import amqp_connection
 from mqkit.grading import Check, Status, get_check
-from mqkit.grading.amqp import all_acked, durable_queue, persistent_message, queue_has_messages
+from mqkit.grading.amqp import (
+    CRASH_JOBS,
+    all_acked,
+    durable_queue,
+    persistent_message,
+    queue_has_messages,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +125,128 @@ def test_brokers_reachable_check(brokers) -> None:
     result = check.run(wrong)
     assert result.status is Status.FAILED
     assert "refused" in result.message
+
+
+# -- 03.no-loss-on-crash: the check kills a real worker mid-stream ------------------------
+
+
+class _Worker:
+    """A background worker like lab 03's: its own named connection, 50 ms per job."""
+
+    def __init__(self, url: str, jobs: str, results: str, name: str, *, auto_ack: bool):
+        self.url, self.jobs, self.results, self.name = url, jobs, results, name
+        self.auto_ack, self.error = auto_ack, None
+        self.handled = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        connection = None
+        try:
+            connection = amqp_connection(self.url, name=self.name)
+            channel = connection.channel()
+            if not self.auto_ack:
+                channel.basic_qos(prefetch_count=1)
+            for method, _properties, body in channel.consume(
+                    self.jobs, auto_ack=self.auto_ack, inactivity_timeout=0.1):
+                if self.stopping.is_set():
+                    break
+                if method is None:
+                    continue
+                time.sleep(0.05)
+                channel.basic_publish("", self.results, b"done: " + body)
+                if not self.auto_ack:
+                    channel.basic_ack(method.delivery_tag)
+                self.handled += 1
+        except Exception as exc:
+            self.error = exc
+        finally:
+            if connection is not None and connection.is_open:
+                connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def crash_queues(brokers):
+    """Unique jobs and results queues and worker name; the worker is stopped after."""
+    suffix = uuid.uuid4().hex[:10]
+    jobs, results = f"test.crash.jobs.{suffix}", f"test.crash.done.{suffix}"
+    connection = pika.BlockingConnection(pika.URLParameters(brokers.amqp_url))
+    channel = connection.channel()
+    for name in (jobs, results):
+        channel.queue_declare(queue=name, durable=True)
+    workers: list[_Worker] = []
+    yield channel, {"jobs": jobs, "results": results, "worker": f"test-worker-{suffix}"}, workers
+    for worker in workers:
+        worker.stop()
+    for name in (jobs, results):
+        channel.queue_delete(queue=name)
+    connection.close()
+
+
+def _ready(channel, queue: str) -> int:
+    return channel.queue_declare(queue=queue, passive=True).method.message_count
+
+
+def test_no_loss_on_crash_passes_for_a_worker_that_acks_after_its_result(
+        brokers, crash_queues) -> None:
+    channel, params, workers = crash_queues
+    worker = _Worker(brokers.amqp_url, params["jobs"], params["results"], params["worker"],
+                     auto_ack=False)
+    workers.append(worker)
+    result = get_check("03.no-loss-on-crash").run(brokers, **params)
+    assert result.is_passed, result.line()
+    assert result.points == 2
+    # The check really killed it, mid-stream: some jobs were done, others wait again.
+    worker.thread.join(timeout=5)
+    assert isinstance(worker.error, pika.exceptions.ConnectionClosedByBroker)
+    assert worker.error.reply_code == 320
+    assert "03.no-loss-on-crash" in worker.error.reply_text
+    done, waiting = _ready(channel, params["results"]), _ready(channel, params["jobs"])
+    assert done >= 2
+    assert waiting > 0
+    assert done + waiting >= CRASH_JOBS
+
+
+def test_no_loss_on_crash_fails_for_an_auto_ack_worker(brokers, crash_queues) -> None:
+    channel, params, workers = crash_queues
+    worker = _Worker(brokers.amqp_url, params["jobs"], params["results"], params["worker"],
+                     auto_ack=True)
+    workers.append(worker)
+    result = get_check("03.no-loss-on-crash").run(brokers, **params)
+    assert result.status is Status.FAILED
+    assert result.message.startswith("jobs were lost when the worker was killed mid-stream")
+    assert result.hint.startswith("A job is safe only while the broker still holds it")
+    worker.thread.join(timeout=5)
+    assert not worker.thread.is_alive()
+    # What the broker still holds falls short: the auto-acked jobs died with the worker.
+    assert _ready(channel, params["results"]) + _ready(channel, params["jobs"]) < CRASH_JOBS
+
+
+def test_no_loss_on_crash_needs_a_named_running_worker(brokers, crash_queues,
+                                                       monkeypatch) -> None:
+    import mqkit.grading.amqp as amqp_checks
+
+    monkeypatch.setattr(amqp_checks, "_WORKER_TIMEOUT", 0.5)
+    monkeypatch.setattr(amqp_checks, "_CONNECTION_TIMEOUT", 1.0)
+    channel, params, workers = crash_queues
+    check = get_check("03.no-loss-on-crash")
+    result = check.run(brokers, **params)
+    assert result.status is Status.FAILED
+    assert result.message.startswith(f"nothing consumes {params['jobs']!r}")
+    # A consumer under another connection name is not the worker: the check stops nothing.
+    workers.append(_Worker(brokers.amqp_url, params["jobs"], params["results"],
+                           "someone-else", auto_ack=False))
+    deadline = time.monotonic() + 5
+    while (channel.queue_declare(queue=params["jobs"], passive=True).method.consumer_count == 0
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    result = check.run(brokers, **params)
+    assert result.status is Status.FAILED
+    assert f"no connection is named {params['worker']!r}" in result.message
+    assert workers[0].thread.is_alive()
+    assert _ready(channel, params["jobs"]) == 0  # nothing was published for it
