@@ -6,14 +6,14 @@
 # - make a message survive a broker restart: a **durable** queue and a **persistent**
 #   message — and see what is lost without them;
 # - know when the broker has a message: **publisher confirms** (`confirm_delivery`), and
-#   what a *nack* means;
+#   what a *nack* means, and how a publisher keeps and re-publishes what was nacked;
 # - refuse to lose an unroutable message silently: `mandatory=True`;
 # - settle deliveries as a consumer: `basic_ack`, `basic_nack`, `basic_reject`, requeue;
 # - watch a consumer killed before its ack, and the redelivery;
 # - catch rejected and expired messages in a **dead-letter exchange**;
 # - measure why confirms are sent in batches.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 45 minutes.
 
 # %%
 import itertools
@@ -33,7 +33,7 @@ channel = connection.channel()
 
 # Start clean: remove what a previous run of this lab left behind.
 for name in ("lab09.orders", "lab09.scratch", "lab09.work", "lab09.ttl", "lab09.dead",
-             "lab09.full", "lab09.crash", "lab09.bench"):
+             "lab09.full", "lab09.crash", "lab09.limited", "lab09.arrived", "lab09.bench"):
     channel.queue_delete(queue=name)
 for name in ("lab09.dlx", "lab09.nowhere"):
     channel.exchange_delete(exchange=name)
@@ -301,23 +301,39 @@ requeued = channel.cancel()  # nothing went back: every message was acked
 # disk. RabbitMQ groups its disk syncs over the messages that arrived in the meantime, but
 # with only one message in flight there is little to group. A publisher can instead send a
 # *window* of messages and then wait until all of them are settled: the broker writes them
-# to disk together and may ack many at once (`multiple=True`). pika's asynchronous
-# `SelectConnection` does that: publish a window, count the acks and nacks in a callback,
-# publish the next window.
+# to disk together and may ack many at once. pika's asynchronous `SelectConnection` does
+# that: publish a window, count the acks and nacks in a callback, publish the next window.
 #
 # The price: the publisher must remember every message until it is confirmed. A **nack**
-# means "publish it again"; so does a message still unconfirmed when the connection is lost
-# (the broker may or may not have it: publishing again can make a duplicate, the
-# at-least-once side of guaranteed delivery). `publish_in_windows` does both, and gives up on
-# a message after `retries` re-publishes, so it always ends.
+# means "publish it again"; so does a message still unconfirmed when its window times out
+# or the connection is lost (the broker may or may not have it: publishing again can make a
+# duplicate, the at-least-once side of guaranteed delivery).
+
+# %% [markdown]
+# ## Keep what was nacked (exercise)
+#
+# `publish_in_windows` below publishes a window, then waits in `on_confirm` for the
+# broker's confirms. Its bookkeeping: the channel numbers the messages it publishes 1, 2,
+# 3, … (the *delivery tags*), and `unconfirmed` maps each outstanding tag to the index of
+# its message in `bodies`. A confirm frame carries a tag, and `multiple`: when it is true,
+# the confirm settles **every** outstanding tag up to and including that one, not just
+# that one (measured here: a window of 100 persistent messages came back as a single ack
+# with `multiple` set). A `Basic.Nack` frame settles them as refused.
+#
+# Complete `on_confirm`: take every tag that this confirm settles out of `unconfirmed`, and
+# hand the index of each **nacked** message to `again_or_give_up`, which puts it back on
+# the to-do list (or gives up on it after `retries` re-publishes). The rest of the function
+# publishes the next window once nothing is outstanding — after a short pause when the
+# broker refused something — and closes the connection when the to-do list is empty.
 
 # %%
-def publish_in_windows(queue, bodies, window, retries=3):
+def publish_in_windows(queue, bodies, window, retries=3, pause=0.25, timeout=5.0):
     """Publish persistent ``bodies`` to ``queue``, ``window`` at a time, with confirms.
 
-    A message that is nacked, or still unconfirmed when the connection is lost, is published
-    again, at most ``retries`` more times. Returns the seconds taken (from the first publish)
-    and the bodies given up on.
+    A message that is nacked, or still unconfirmed when its window times out (``timeout``
+    seconds) or the connection is lost, is published again, at most ``retries`` more times.
+    After a window with a nack, the next one waits ``pause`` seconds. Returns the seconds
+    taken (from the first publish) and the bodies given up on.
     """
     todo = list(range(len(bodies)))   # indices of the messages to publish (again)
     published = [0] * len(bodies)     # how often each one was published
@@ -328,29 +344,46 @@ def publish_in_windows(queue, bodies, window, retries=3):
 
     def one_connection():
         unconfirmed = {}  # delivery tag -> message index; tags count 1, 2, ... per channel
-        tags, channels = itertools.count(1), []
+        tags, channels, timers, nacks = itertools.count(1), [], [], []
+
+        def close():
+            if async_connection.is_open:
+                async_connection.close()
 
         def publish_window():
             started.append(time.perf_counter())
+            nacks.clear()
             for _ in range(min(window, len(todo))):
                 index = todo.pop(0)
                 channels[0].basic_publish('', queue, bodies[index],
                                           pika.BasicProperties(delivery_mode=2))
                 published[index] += 1
                 unconfirmed[next(tags)] = index
+            timers.append(async_connection.ioloop.call_later(timeout, close))
 
         def on_confirm(frame):
-            tag, nacked = frame.method.delivery_tag, isinstance(frame.method, pika.spec.Basic.Nack)
-            for settled in [t for t in unconfirmed if t <= tag] if frame.method.multiple else [tag]:
-                index = unconfirmed.pop(settled)
+            tag, multiple = frame.method.delivery_tag, frame.method.multiple
+            nacked = isinstance(frame.method, pika.spec.Basic.Nack)
+            if nacked:
+                nacks.append(tag)
+            ### BEGIN SOLUTION
+            settled = [t for t in unconfirmed if t <= tag] if multiple else [tag]
+            for t in settled:
+                index = unconfirmed.pop(t)
                 if nacked:
                     again_or_give_up(index)
+            # STUB: unconfirmed.clear()  # forgets every message, nacked or not: replace this
+            ### END SOLUTION
             if unconfirmed:
-                return
-            if todo:  # the window is settled: on to the next one
-                publish_window()
+                return  # the window is not settled yet
+            while timers:
+                async_connection.ioloop.remove_timeout(timers.pop())
+            if not todo:
+                close()
+            elif nacks:  # the broker refused something: give it time before the next window
+                timers.append(async_connection.ioloop.call_later(pause, publish_window))
             else:
-                async_connection.close()
+                publish_window()
 
         def on_channel(ch):
             channels.append(ch)
@@ -362,7 +395,7 @@ def publish_in_windows(queue, bodies, window, retries=3):
             on_open_error_callback=lambda c, error: c.ioloop.stop(),
             on_close_callback=lambda c, reason: c.ioloop.stop())
         async_connection.ioloop.start()
-        for index in unconfirmed.values():  # the connection ended before their confirm
+        for index in unconfirmed.values():  # the window timed out or the connection ended
             again_or_give_up(index)
 
     for _ in range(retries + 1):  # a lost connection is opened again, a bounded number of times
@@ -379,9 +412,46 @@ def publish_one_at_a_time(total):
     return time.perf_counter() - started
 
 # %% [markdown]
-# The full queue `lab09.full` from above (one message at most, `reject-publish`), emptied,
-# takes the first message of a window of three and nacks the other two — every time they
-# are published again:
+# A queue to try it on: `lab09.limited` holds at most two messages and nacks more
+# (`reject-publish`), and each message leaves it after 0.1 s (`x-message-ttl`), dead-lettered
+# through the default exchange into `lab09.arrived` — like a full queue whose consumer takes
+# two messages every tenth of a second. Six messages in one window: the queue takes two and
+# nacks four. A publisher that keeps them publishes them again after the pause, when there
+# is room.
+
+# %%
+channel.queue_declare(queue='lab09.arrived', durable=True)
+channel.queue_purge(queue='lab09.arrived')  # a re-run starts from an empty queue
+channel.queue_declare(queue='lab09.limited', durable=True, arguments={
+    'x-max-length': 2, 'x-overflow': 'reject-publish',  # holds two, nacks more
+    'x-message-ttl': 100,                               # each leaves after 0.1 s ...
+    'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'lab09.arrived'})  # ... to here
+bodies = [f'msg {number}'.encode() for number in range(6)]
+_, given_up = publish_in_windows('lab09.limited', bodies, window=6)
+time.sleep(0.5)  # the last two leave lab09.limited
+print("given up on:", given_up, "| in lab09.arrived:", count('lab09.arrived'), "of", len(bodies))
+# Expected output (solution):
+# given up on: [] | in lab09.arrived: 6 of 6
+# Expected output (student):
+# given up on: [] | in lab09.arrived: 2 of 6
+
+# %% [markdown]
+# The check looks at `lab09.arrived`: every one of the six messages must be there **at
+# least once**. Not "exactly once": a message whose confirm was lost is published again
+# though the broker may already have it, and then it arrives twice (here, with no lost
+# confirm, each arrives once).
+
+# %%
+self_check("09.all-confirmed", endpoints)
+# Expected result (solution):
+# ✔ passed  09.all-confirmed: 'lab09.arrived' holds each of the 6 messages, each exactly once
+# Expected result (student):
+# ✘ not yet  09.all-confirmed: 'lab09.arrived' holds 2 of the 6 messages; missing: msg 2, msg 3, msg 4, msg 5: the broker refused them (nack), and nobody published them again Hint: Messages the broker refused (nacked) never reached the queue, and the publisher let them go: what must a publisher do with a message whose confirm is a nack? (more: hint=2)
+
+# %% [markdown]
+# Re-publishing must stop somewhere. The full queue `lab09.full` from above (one message at
+# most, `reject-publish`, and nobody takes it out), emptied, takes the first message of a
+# window of three and nacks the other two — every time they are published again:
 
 # %%
 channel.queue_declare(queue='lab09.full', durable=True,
@@ -391,9 +461,12 @@ _, given_up = publish_in_windows('lab09.full', [b'fits', b'too many', b'also too
                                  window=3, retries=3)
 print("lab09.full holds:", count('lab09.full'), "message")
 print("given up after 3 re-publishes:", given_up)
-# Expected output:
+# Expected output (solution):
 # lab09.full holds: 1 message
 # given up after 3 re-publishes: [b'too many', b'also too many']
+# Expected output (student):
+# lab09.full holds: 1 message
+# given up after 3 re-publishes: []
 
 # %% [markdown]
 # Now the race: 500 persistent messages one at a time, then in windows of 10 and of 100.
@@ -431,10 +504,11 @@ print({name: f"{rate / rates['one at a time']:.1f}x" for name, rate in rates.ite
 # - In a classic queue, durable queue + persistent message = survives a broker restart;
 #   either alone does not. A quorum queue (or a stream) keeps every message.
 # - Publisher confirms tell the publisher when the broker has a message; a nack (or no
-#   confirm before the connection was lost) means: publish it again — a bounded number of
-#   times, and a re-published message may arrive twice. Windows of confirms are much
-#   faster than one at a time; the publisher keeps every unconfirmed message until its
-#   confirm.
+#   confirm before a timeout or the connection was lost) means: publish it again — a
+#   bounded number of times, and a re-published message may arrive twice (at least once).
+#   A confirm with `multiple` settles every outstanding tag up to its own. Windows of
+#   confirms are much faster than one at a time; the publisher keeps every unconfirmed
+#   message until its confirm.
 # - A confirm does not mean "routed": `mandatory=True` returns unroutable messages.
 # - Consumers ack only after the work is done: a consumer that dies before its ack gets its
 #   messages redelivered (`redelivered=True`) — to be handled idempotently.

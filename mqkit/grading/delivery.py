@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from typing import Any
 
 from mqkit.endpoints import Endpoints
@@ -235,6 +236,48 @@ def dead_lettered(endpoints: Endpoints, queue: str, reason: str) -> str:
         raise NotYet(f"queue {queue!r} holds no message dead-lettered as {reason!r} "
                      f"(seen: {sorted(set(filter(None, reasons))) or 'none'})")
     return f"queue {queue!r} holds a message dead-lettered as {reason!r}"
+
+
+@check("09.all-confirmed", "every nacked message published again until it arrived",
+       hint=("Messages the broker refused (nacked) never reached the queue, and the "
+              "publisher let them go: what must a publisher do with a message whose "
+              "confirm is a nack?",
+             "In on_confirm, work out which delivery tags the confirm settles (with "
+              "multiple, every outstanding tag up to its own); take each out of "
+              "unconfirmed, and give the index of each nacked one to again_or_give_up.",
+             "for t in ([t for t in unconfirmed if t <= tag] if multiple else [tag]):\n"
+              "    index = unconfirmed.pop(t)\n"
+              "    if nacked:\n"
+              "        again_or_give_up(index)"),
+       points=2, params={"queue": "lab09.arrived", "via": "lab09.limited",
+                         "bodies": [f"msg {number}" for number in range(6)]})
+def all_confirmed(endpoints: Endpoints, queue: str, via: str, bodies: list[str]) -> str:
+    """``queue`` holds every one of ``bodies`` at least once, once ``via`` has drained.
+
+    ``via`` is the limited queue the lab publishes to (its messages move on to ``queue``
+    when they expire); the check waits until it is empty, then peeks at ``queue`` through
+    the management API (the messages are put back).
+    """
+    state = _settle(lambda: queue_state(endpoints, via), lambda s: s is not None
+                    and s.messages == 0)
+    if state is None:
+        raise NotYet(f"there is no queue {via!r}: run the cell that declares it")
+    if queue_state(endpoints, queue) is None:
+        raise NotYet(f"there is no queue {queue!r}: run the cell that declares it")
+    messages = management_json(endpoints, _queue_path(endpoints, queue) + "/get", {
+        "count": 10 * len(bodies), "ackmode": "ack_requeue_true", "encoding": "auto",
+        "truncate": 200})
+    arrived = Counter(message.get("payload") for message in messages)
+    missing = [body for body in bodies if not arrived[body]]
+    if missing:
+        held = len(bodies) - len(missing)
+        raise NotYet(f"{queue!r} holds {held} of the {len(bodies)} messages; missing: "
+                     f"{', '.join(missing)}: the broker refused them (nack), and nobody "
+                     "published them again")
+    extra = sum(arrived[body] for body in bodies) - len(bodies)
+    how = ("each exactly once" if not extra else
+           f"at least once ({extra} duplicate{'s' if extra > 1 else ''})")
+    return f"{queue!r} holds each of the {len(bodies)} messages, {how}"
 
 
 # Lab 02's check function, applied to lab 09's queue.

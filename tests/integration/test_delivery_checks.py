@@ -183,3 +183,81 @@ def test_poison_check_sees_a_poison_request_never_settled(brokers, amqp, servers
     result = get_check("08.poison-message").run(brokers, queue=name)
     assert result.status is Status.FAILED
     assert f"{name!r} still holds 1 request (ready or unacknowledged)" in result.message
+
+
+@pytest.fixture
+def limited(brokers):
+    """Lab 09's pair on unique names: a queue that holds 2 and nacks more, whose messages
+    move after 0.1 s (TTL, dead-lettered) into an unlimited "arrived" queue."""
+    connection = pika.BlockingConnection(pika.URLParameters(brokers.amqp_url))
+    channel = connection.channel()
+    name = f"test.delivery.{uuid.uuid4().hex[:12]}"
+    via, arrived = f"{name}.limited", f"{name}.arrived"
+    channel.queue_declare(queue=arrived, durable=True)
+    channel.queue_declare(queue=via, durable=True, arguments={
+        "x-max-length": 2, "x-overflow": "reject-publish", "x-message-ttl": 100,
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": arrived})
+    channel.confirm_delivery()
+    yield channel, via, arrived
+    if connection.is_open:
+        for queue in (via, arrived):
+            connection.channel().queue_delete(queue=queue)
+        connection.close()
+
+
+BODIES = [f"msg {number}" for number in range(6)]
+
+
+def _publish(channel, queue: str, bodies: list[str], again: bool) -> list[str]:
+    """Publish with confirms; with ``again``, re-publish the nacked ones after a pause.
+
+    Returns the bodies nacked at least once.
+    """
+    todo, nacked = list(bodies), []
+    for _ in range(10):
+        refused = []
+        for body in todo:
+            try:
+                channel.basic_publish("", queue, body.encode())
+            except pika.exceptions.NackError:
+                refused.append(body)
+        nacked += [body for body in refused if body not in nacked]
+        todo = refused if again else []
+        if not todo:
+            break
+        time.sleep(0.25)  # the limited queue makes room
+    assert not todo
+    return nacked
+
+
+def test_all_confirmed_passes_when_every_nacked_message_is_published_again(brokers, limited):
+    channel, via, arrived = limited
+    assert _publish(channel, via, BODIES, again=True)  # some were nacked on the way
+    result = get_check("09.all-confirmed").run(brokers, queue=arrived, via=via, bodies=BODIES)
+    assert result.is_passed, result.line()
+    assert result.message == f"{arrived!r} holds each of the 6 messages, each exactly once"
+    # The peek put every message back.
+    assert channel.queue_declare(queue=arrived, passive=True).method.message_count == 6
+
+
+def test_all_confirmed_fails_when_nacked_messages_are_dropped(brokers, limited) -> None:
+    channel, via, arrived = limited
+    check = get_check("09.all-confirmed")
+    missing_via = check.run(brokers, queue=arrived, via=f"{via}.none", bodies=BODIES)
+    assert missing_via.status is Status.FAILED
+    assert "there is no queue" in missing_via.message
+    refused = _publish(channel, via, BODIES, again=False)
+    assert refused == BODIES[2:]
+    result = check.run(brokers, queue=arrived, via=via, bodies=BODIES)
+    assert result.status is Status.FAILED
+    assert result.message.startswith(
+        f"{arrived!r} holds 2 of the 6 messages; missing: msg 2, msg 3, msg 4, msg 5")
+
+
+def test_all_confirmed_counts_duplicates_as_at_least_once(brokers, limited) -> None:
+    channel, via, arrived = limited
+    _publish(channel, via, BODIES, again=True)
+    channel.basic_publish("", arrived, b"msg 3")  # as after a lost confirm
+    result = get_check("09.all-confirmed").run(brokers, queue=arrived, via=via, bodies=BODIES)
+    assert result.is_passed, result.line()
+    assert result.message.endswith("at least once (1 duplicate)")
