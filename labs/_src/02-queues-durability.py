@@ -9,7 +9,7 @@
 # - choose between classic and quorum queues;
 # - see for real which queues and messages survive a broker restart.
 #
-# **Estimated time:** 35 minutes.
+# **Estimated time:** 60 minutes.
 
 # %%
 import time
@@ -29,8 +29,8 @@ connection = mqkit.notebook_connection(endpoints, name="lab02")
 channel = connection.channel()
 
 # Start clean: remove the queues a previous run of this lab left behind.
-for name in ("my_queue", "lab02.orders", "lab02.quorum", "lab02.scratch", "lab02.bounded",
-             "lab02.autodelete"):
+for name in ("my_queue", "lab02.orders", "lab02.quorum", "lab02.quorum-transient",
+             "lab02.scratch", "lab02.bounded", "lab02.autodelete"):
     channel.queue_delete(queue=name)
 
 # %% [markdown]
@@ -171,23 +171,12 @@ print("oldest kept:", body)
 # (`arguments={'x-queue-type': 'quorum'}`, RabbitMQ ≥ 3.8) is replicated over the nodes of a
 # cluster with the Raft consensus protocol: it is the choice for data that must not be lost
 # when a node fails. The lab's broker is a single node, so here a quorum queue has one
-# replica and is not replicated at all. Quorum queues are always durable; asking for a
-# non-durable one is refused.
-
-# %%
-throwaway = connection.channel()
-try:
-    throwaway.queue_declare(queue='lab02.not-durable-quorum', durable=False,
-                            arguments={'x-queue-type': 'quorum'})
-except pika.exceptions.ChannelClosedByBroker as error:
-    print(error.reply_code, error.reply_text.split(" - ")[0])
-# Expected output:
-# 406 PRECONDITION_FAILED
+# replica and is not replicated at all.
 
 # %% [markdown]
 # ### Exercise 1: a quorum queue
 #
-# Declare the quorum queue `lab02.quorum` on `channel`.
+# Declare the durable quorum queue `lab02.quorum` on `channel`.
 
 # %%
 ### BEGIN SOLUTION
@@ -202,31 +191,38 @@ self_check("02.quorum-queue", endpoints)
 # ✘ not yet  02.quorum-queue: there is no queue 'lab02.quorum' Hint: A quorum queue is a different queue type, chosen when the queue is declared: where do queue arguments go? (more: hint=2)
 
 # %% [markdown]
-# ## Durability, for real
+# ## Durability, for real: what survives a restart?
 #
-# What survives a broker restart?
+# A broker restart is the test of durability. What survives it depends on three choices:
 #
-# - a **durable** queue survives; an **exclusive** queue dies with its connection anyway;
-# - in a durable *classic* queue, a **persistent** message (`delivery_mode=2`) survives, a
-#   transient one (`delivery_mode=1`, the default) does not;
-# - a *quorum* queue (and a stream) keeps every message, whatever its `delivery_mode`.
+# - the queue's **type**: classic or quorum;
+# - whether the **queue** is durable;
+# - whether the **message** is *persistent* (`delivery_mode=2`) or *transient*
+#   (`delivery_mode=1`, the default).
 #
-# A queue that is neither durable nor exclusive (*transient*) is gone after a restart.
-# RabbitMQ 3.x (3.10 here) accepts it; in RabbitMQ 4.x it is a deprecated feature
-# (`transient_nonexcl_queues`): Debian's RabbitMQ 4.3.6 still accepted one, but a broker can
-# be configured to deny them, and then `queue_declare` fails with
-# `406 PRECONDITION_FAILED` naming the feature (a notebook connection turns that into
-# `mqkit.QueueRefused`). So every queue in these labs is durable or exclusive.
+# We set up six cases, each a queue with one message, restart RabbitMQ once, and look again.
+# You predict first.
 #
-# We prepare a durable classic queue `lab02.scratch` holding one *transient* message, and
-# put a transient message into the quorum queue `lab02.quorum` of exercise 1 too (without
-# that queue, the default exchange drops it):
+# | case | queue | queue declared | message |
+# |---|---|---|---|
+# | classic, durable, persistent | `lab02.orders` | durable | persistent (exercises 2, 3) |
+# | classic, durable, transient | `lab02.scratch` | durable | transient |
+# | classic, exclusive, persistent | the `amq.gen-…` queue from above | exclusive, not durable | persistent |
+# | quorum, durable, persistent | `lab02.quorum` | durable (exercise 1) | persistent (exercise 4) |
+# | quorum, durable, transient | `lab02.quorum-transient` | durable (exercise 4) | transient (exercise 4) |
+# | quorum, not durable | `lab02.quorum-not-durable` | not durable | — |
+#
+# The classic queue that is not durable is an exclusive one: a queue that is neither durable
+# nor exclusive is deprecated in RabbitMQ 4 (more after the restart), so these labs never
+# declare one.
+#
+# The lab sets up the two classic cases that are not yours:
 
 # %%
 channel.queue_declare(queue='lab02.scratch', durable=True)
 publisher.basic_publish(exchange='', routing_key='lab02.scratch', body='transient note')
-publisher.basic_publish(exchange='', routing_key='lab02.quorum', body='transient, in quorum',
-                        properties=pika.BasicProperties(delivery_mode=1))
+publisher.basic_publish(exchange='', routing_key=private_queue, body='in an exclusive queue',
+                        properties=pika.BasicProperties(delivery_mode=2))
 
 # %% [markdown]
 # ### Exercise 2: a durable queue
@@ -248,8 +244,8 @@ self_check("02.durable-queue", endpoints)
 # %% [markdown]
 # ### Exercise 3: a persistent message
 #
-# Publish the message `order 1` to `lab02.orders` on the `publisher` channel so that it
-# survives a restart: pass `properties=pika.BasicProperties(delivery_mode=2)` (or
+# Publish the message `order 1` to `lab02.orders` on the `publisher` channel as a
+# *persistent* message: pass `properties=pika.BasicProperties(delivery_mode=2)` (or
 # `pika.DeliveryMode.Persistent`).
 
 # %%
@@ -259,57 +255,155 @@ publisher.basic_publish(exchange='', routing_key='lab02.orders', body='order 1',
 ### END SOLUTION
 
 # %% [markdown]
-# Before the restart:
+# ### Exercise 4: the quorum cases
+#
+# Set up the two quorum cases of the table, on `channel` and `publisher`: a persistent
+# message in your quorum queue `lab02.quorum`, and a new durable quorum queue
+# `lab02.quorum-transient` holding one transient message.
 
 # %%
-def show_queues(conn):
-    for name in ("lab02.orders", "lab02.scratch", "lab02.quorum", private_queue):
-        count = count_messages(conn, name)
-        print(f"{name}: {'gone' if count is None else f'{count} message(s)'}")
-
-
-show_queues(connection)
-# Expected output (solution):
-# lab02.orders: 1 message(s)
-# lab02.scratch: 1 message(s)
-# lab02.quorum: 1 message(s)
-# amq.gen-NAME: 0 message(s)
-# Expected output (student):
-# lab02.orders: gone
-# lab02.scratch: 1 message(s)
-# lab02.quorum: gone
-# amq.gen-NAME: 0 message(s)
+### BEGIN SOLUTION
+publisher.basic_publish(exchange='', routing_key='lab02.quorum', body='quorum, persistent',
+                        properties=pika.BasicProperties(delivery_mode=2))
+channel.queue_declare(queue='lab02.quorum-transient', durable=True,
+                      arguments={'x-queue-type': 'quorum'})
+publisher.basic_publish(exchange='', routing_key='lab02.quorum-transient',
+                        body='quorum, transient', properties=pika.BasicProperties(delivery_mode=1))
+### END SOLUTION
 
 # %% [markdown]
-# Now restart RabbitMQ. This takes 5–15 seconds. A restart drops every connection. A plain
-# pika connection stays dead and raises on its next use; the notebook connection
-# (`mqkit.notebook_connection`) notices and opens a new connection, and re-opens its
-# channels, on its next use. (With a classroom broker that mqkit does not run, the restart
-# is refused and you only read along.)
+# ### Exercise 5: predict
+#
+# For each case, what will the restart do? Write one of:
+#
+# - `'message kept'`: the queue is there and still holds its message;
+# - `'message lost'`: the queue is there, but empty;
+# - `'queue gone'`: the queue itself is gone;
+# - `'refused'`: the broker does not even create the queue.
 
 # %%
+prediction = {
+    'classic, durable, persistent': '?',
+    'classic, durable, transient': '?',
+    'classic, exclusive, persistent': '?',
+    'quorum, durable, persistent': '?',
+    'quorum, durable, transient': '?',
+    'quorum, not durable': '?',
+}
+### BEGIN SOLUTION
+prediction = {
+    'classic, durable, persistent': 'message kept',
+    'classic, durable, transient': 'message lost',
+    'classic, exclusive, persistent': 'queue gone',
+    'quorum, durable, persistent': 'message kept',
+    'quorum, durable, transient': 'message kept',
+    'quorum, not durable': 'refused',
+}
+### END SOLUTION
+
+# %% [markdown]
+# How we look: `observe` counts each case's messages with `count_messages` from above (`None`:
+# no such queue), and for the last case asks for the quorum queue that is not durable, on a
+# throwaway channel. `compare` prints what happened to each case next to your prediction.
+
+# %%
+CASES = {
+    'classic, durable, persistent': 'lab02.orders',
+    'classic, durable, transient': 'lab02.scratch',
+    'classic, exclusive, persistent': private_queue,
+    'quorum, durable, persistent': 'lab02.quorum',
+    'quorum, durable, transient': 'lab02.quorum-transient',
+    'quorum, not durable': 'lab02.quorum-not-durable',
+}
+
+
+def observe(conn):
+    """Each case: its queue's ready messages, None (no queue), or the broker's refusal."""
+    seen = {case: count_messages(conn, queue) for case, queue in CASES.items()}
+    throwaway = conn.channel()
+    try:
+        throwaway.queue_declare(queue='lab02.quorum-not-durable', durable=False,
+                                arguments={'x-queue-type': 'quorum'})
+    except pika.exceptions.ChannelClosedByBroker as error:
+        seen['quorum, not durable'] = f"{error.reply_code} {error.reply_text.split(' - ')[0]}"
+    return seen
+
+
+def fate(before, after):
+    if isinstance(before, str):
+        return 'refused'
+    if not before:
+        return 'not set up'
+    if after is None:
+        return 'queue gone'
+    return 'message kept' if after >= before else 'message lost'
+
+
+def compare(prediction, before, after):
+    print(f"{'case':32}{'messages':25}{'what happened':16}you predicted")
+    right = 0
+    for case in CASES:
+        happened, guess = fate(before[case], after[case]), prediction.get(case, '?')
+        right += guess == happened
+        if happened == 'refused':
+            messages = before[case]  # what the broker answered
+        else:
+            messages = ' → '.join('no queue' if n is None else str(n)
+                                  for n in (before[case], after[case]))
+        print(f"{case:32}{messages:25}{happened:16}{guess} {'✔' if guess == happened else '✘'}")
+    print(f"{right} of {len(CASES)} cases predicted right.")
+
+# %% [markdown]
+# Now the restart, 5–15 seconds. A restart drops every connection. A plain pika connection
+# stays dead and raises on its next use; the notebook connection (`mqkit.notebook_connection`)
+# notices and opens a new connection, and re-opens its channels, on its next use: `observe`
+# looks through the same `connection` before and after. (With a classroom broker that mqkit
+# does not run, the restart is refused and you only read along.)
+
+# %%
+before = observe(connection)
 try:
     endpoints = mqkit.restart_broker("rabbitmq")
 except mqkit.MQKitError as error:
     print(error)
+else:
+    compare(prediction, before, observe(connection))
+# Expected output (solution):
+# case                            messages                 what happened   you predicted
+# classic, durable, persistent    1 → 1                    message kept    message kept ✔
+# classic, durable, transient     1 → 0                    message lost    message lost ✔
+# classic, exclusive, persistent  1 → no queue             queue gone      queue gone ✔
+# quorum, durable, persistent     1 → 1                    message kept    message kept ✔
+# quorum, durable, transient      1 → 1                    message kept    message kept ✔
+# quorum, not durable             406 PRECONDITION_FAILED  refused         refused ✔
+# 6 of 6 cases predicted right.
+# Expected output (student):
+# case                            messages                 what happened   you predicted
+# classic, durable, persistent    no queue → no queue      not set up      ? ✘
+# classic, durable, transient     1 → 0                    message lost    ? ✘
+# classic, exclusive, persistent  1 → no queue             queue gone      ? ✘
+# quorum, durable, persistent     no queue → no queue      not set up      ? ✘
+# quorum, durable, transient      no queue → no queue      not set up      ? ✘
+# quorum, not durable             406 PRECONDITION_FAILED  refused         ? ✘
+# 0 of 6 cases predicted right.
 
 # %% [markdown]
-# After the restart, through the same `connection` (it reconnected by itself). The
-# classic queue `lab02.scratch` lost its transient message; the quorum queue
-# `lab02.quorum` kept its own:
-
-# %%
-show_queues(connection)
-# Expected output (solution):
-# lab02.orders: 1 message(s)
-# lab02.scratch: 0 message(s)
-# lab02.quorum: 1 message(s)
-# amq.gen-NAME: gone
-# Expected output (student):
-# lab02.orders: gone
-# lab02.scratch: 0 message(s)
-# lab02.quorum: gone
-# amq.gen-NAME: gone
+# What the restart showed:
+#
+# - a **durable** queue survives; an **exclusive** queue dies with its connection, and a
+#   restart drops every connection;
+# - in a durable *classic* queue, a **persistent** message (`delivery_mode=2`) survives, a
+#   transient one (`delivery_mode=1`, the default) does not;
+# - a *quorum* queue (and a stream) keeps every message, whatever its `delivery_mode`;
+# - a quorum queue is always durable: asking for one that is not is refused with
+#   `406 PRECONDITION_FAILED` (RabbitMQ 3.10 says `invalid property 'non-durable'`).
+#
+# A classic queue that is neither durable nor exclusive (*transient*) is gone after a
+# restart. RabbitMQ 3.x (3.10 here) accepts it; in RabbitMQ 4.x it is a deprecated feature
+# (`transient_nonexcl_queues`): Debian's RabbitMQ 4.3.6 still accepted one, but a broker can
+# be configured to deny them, and then `queue_declare` fails with
+# `406 PRECONDITION_FAILED` naming the feature (a notebook connection turns that into
+# `mqkit.QueueRefused`). So every queue in these labs is durable or exclusive.
 
 # %%
 self_check("02.survives-restart", endpoints)
@@ -318,6 +412,13 @@ self_check("02.survives-restart", endpoints)
 # Expected result (student):
 # ✘ not yet  02.survives-restart: there is no queue 'lab02.orders' Hint: A durable classic queue keeps its messages across a restart only if the messages themselves are marked to be written to disk: which message property is that? (more: hint=2)
 
+# %%
+self_check("02.quorum-cases", endpoints)
+# Expected result (solution):
+# ✔ passed  02.quorum-cases: quorum queue 'lab02.quorum' holds a persistent message, 'lab02.quorum-transient' a transient one
+# Expected result (student):
+# ✘ not yet  02.quorum-cases: there is no queue 'lab02.quorum' Hint: Each quorum case is a quorum queue holding one message, and the two messages differ in how they ask to be kept: which message property says that? (more: hint=2)
+
 # %% [markdown]
 # ## Summary
 #
@@ -325,8 +426,8 @@ self_check("02.survives-restart", endpoints)
 #   different options give `406 PRECONDITION_FAILED`, and `passive=True` only checks.
 # - `queue=''` lets the broker name the queue; `exclusive=True` ties it to one connection;
 #   `auto_delete=True` removes it with its last consumer; `arguments` adds features.
-# - Quorum queues are always durable and replicated over a cluster's nodes (one node: one
-#   replica); classic queues are the default.
+# - Quorum queues are always durable (a non-durable one is refused) and replicated over a
+#   cluster's nodes (one node: one replica); classic queues are the default.
 # - Only a **durable** queue survives a restart. A classic queue keeps only its
 #   **persistent** messages; a quorum queue keeps every message, transient ones too.
 # - Transient (neither durable nor exclusive) queues are deprecated in RabbitMQ 4.x and can

@@ -190,16 +190,54 @@ def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = Non
 def persistent_message(endpoints: Endpoints, queue: str) -> str:
     """The queue holds a message published with ``delivery_mode=2`` (it is put back)."""
     queue_has_messages(endpoints, queue)
+    if 2 not in _delivery_modes(endpoints, queue):
+        raise NotYet(f"queue {queue!r} holds no persistent message (delivery_mode=2)")
+    return f"queue {queue!r} holds a persistent message"
+
+
+def _delivery_modes(endpoints: Endpoints, queue: str) -> list[int]:
+    """The delivery mode of each of the first 10 messages (1: transient), put back after."""
     # ack_requeue_true: the message is looked at and put back, as a peek.
     messages = management_json(endpoints, _queue_path(endpoints, queue) + "/get", {
         "count": 10, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 200})
-    # A message without properties has "properties": [] (an empty Erlang list), not {}.
-    persistent = [m for m in messages
-                  if isinstance(m.get("properties"), dict)
-                  and m["properties"].get("delivery_mode") == 2]
-    if not persistent:
-        raise NotYet(f"queue {queue!r} holds no persistent message (delivery_mode=2)")
-    return f"queue {queue!r} holds a persistent message"
+    # A message without properties has "properties": [] (an empty Erlang list), not {}:
+    # no delivery_mode is a transient message.
+    return [m["properties"].get("delivery_mode", 1) if isinstance(m.get("properties"), dict)
+            else 1 for m in messages]
+
+
+@check("02.quorum-cases", "the quorum cases of the restart experiment",
+       hint=('Each quorum case is a quorum queue holding one message, and the two messages '
+              'differ in how they ask to be kept: which message property says that?',
+             'Publish a persistent message (delivery mode 2) to the quorum queue '
+              'lab02.quorum; declare the durable quorum queue lab02.quorum-transient and '
+              'publish a transient message (delivery mode 1, the default) to it.',
+             "publisher.basic_publish('', 'lab02.quorum', 'quorum, persistent', "
+              'properties=pika.BasicProperties(delivery_mode=2)); '
+              "channel.queue_declare(queue='lab02.quorum-transient', durable=True, "
+              "arguments={'x-queue-type': 'quorum'}); "
+              "publisher.basic_publish('', 'lab02.quorum-transient', 'quorum, transient', "
+              'properties=pika.BasicProperties(delivery_mode=1))'),
+       points=2,
+       params={"persistent_queue": "lab02.quorum", "transient_queue": "lab02.quorum-transient"})
+def quorum_cases(endpoints: Endpoints, persistent_queue: str, transient_queue: str) -> str:
+    """Two durable quorum queues: one holds a persistent message, the other a transient one.
+
+    After a restart this is what quorum queues show: they keep every message, whatever its
+    ``delivery_mode`` (a classic queue would have lost the transient one). Without a restart
+    (the grader's brokers cannot restart) it checks that both cases were set up.
+    """
+    for queue in (persistent_queue, transient_queue):
+        durable_queue(endpoints, queue, "quorum")
+        queue_has_messages(endpoints, queue)
+    if 2 not in _delivery_modes(endpoints, persistent_queue):
+        raise NotYet(f"quorum queue {persistent_queue!r} holds no persistent message "
+                     "(delivery_mode=2)")
+    if not any(mode != 2 for mode in _delivery_modes(endpoints, transient_queue)):
+        raise NotYet(f"quorum queue {transient_queue!r} holds no transient message "
+                     "(delivery_mode=1)")
+    return (f"quorum queue {persistent_queue!r} holds a persistent message, "
+            f"{transient_queue!r} a transient one")
 
 
 @check("03.all-acked", "every task acknowledged",

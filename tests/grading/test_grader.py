@@ -20,29 +20,41 @@ pytestmark = pytest.mark.integration
 EXTRA = Path(__file__).with_name("extra_checks.py")
 CELL_TIMEOUT = 10
 
-# student -> ({check: points}, outcome); max points: lab 02 = 5, lab 03 = 5.
+# student -> ({check: points}, outcome); max points: lab 02 = 7, lab 03 = 5.
+# 02.quorum-cases: only the solution sets up the quorum cases of the restart experiment.
 EXPECTED_02 = {
-    "broken": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+    "broken": ({"02.durable-queue": 1, "02.hidden-orders-once": 1,
+                "02.quorum-cases": 0, "02.quorum-queue": 1,
                 "02.survives-restart": 2}, "errors"),
-    "correct": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+    "correct": ({"02.durable-queue": 1, "02.hidden-orders-once": 1,
+                 "02.quorum-cases": 2, "02.quorum-queue": 1,
                  "02.survives-restart": 2}, "completed"),
-    "crasher": ({"02.durable-queue": 0, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+    "crasher": ({"02.durable-queue": 0, "02.hidden-orders-once": 0,
+                 "02.quorum-cases": 0, "02.quorum-queue": 1,
                  "02.survives-restart": 0}, "kernel-died"),
-    "different": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+    "different": ({"02.durable-queue": 1, "02.hidden-orders-once": 1,
+                   "02.quorum-cases": 0, "02.quorum-queue": 1,
                    "02.survives-restart": 2}, "completed"),
-    "exiter": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 1,
+    "exiter": ({"02.durable-queue": 1, "02.hidden-orders-once": 1,
+                "02.quorum-cases": 0, "02.quorum-queue": 1,
                 "02.survives-restart": 2}, "errors"),
-    "fake": ({"02.durable-queue": 0, "02.hidden-orders-once": 0, "02.quorum-queue": 0,
+    "fake": ({"02.durable-queue": 0, "02.hidden-orders-once": 0,
+              "02.quorum-cases": 0, "02.quorum-queue": 0,
               "02.survives-restart": 0}, "completed"),
-    "looper": ({"02.durable-queue": 1, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+    "looper": ({"02.durable-queue": 1, "02.hidden-orders-once": 0,
+                "02.quorum-cases": 0, "02.quorum-queue": 1,
                 "02.survives-restart": 0}, "timed-out"),
-    "partial": ({"02.durable-queue": 1, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+    "partial": ({"02.durable-queue": 1, "02.hidden-orders-once": 0,
+                 "02.quorum-cases": 0, "02.quorum-queue": 1,
                  "02.survives-restart": 0}, "completed"),
-    "shouter": ({"02.durable-queue": 1, "02.hidden-orders-once": 0, "02.quorum-queue": 1,
+    "shouter": ({"02.durable-queue": 1, "02.hidden-orders-once": 0,
+                 "02.quorum-cases": 0, "02.quorum-queue": 1,
                  "02.survives-restart": 2}, "completed"),
-    "vandal": ({"02.durable-queue": 1, "02.hidden-orders-once": 1, "02.quorum-queue": 0,
+    "vandal": ({"02.durable-queue": 1, "02.hidden-orders-once": 1,
+                "02.quorum-cases": 0, "02.quorum-queue": 0,
                 "02.survives-restart": 2}, "completed"),
-    "wrong": ({"02.durable-queue": 0, "02.hidden-orders-once": 1, "02.quorum-queue": 0,
+    "wrong": ({"02.durable-queue": 0, "02.hidden-orders-once": 1,
+               "02.quorum-cases": 0, "02.quorum-queue": 0,
                "02.survives-restart": 0}, "completed"),
 }
 EXPECTED_03 = {
@@ -105,13 +117,25 @@ def scores(gradebook: Gradebook) -> dict[str, tuple[dict[str, int], str]]:
 def test_lab02_exact_scores(graded_02):
     gradebook, _ = graded_02
     assert scores(gradebook) == EXPECTED_02
-    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_02, 5)
+    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_02, 7)
 
 
 def test_lab03_exact_scores(graded_03):
     gradebook, _, _ = graded_03
     assert scores(gradebook) == EXPECTED_03
     assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_03, 5)
+
+
+def test_lab02_quorum_cases_fail_for_what_is_missing(graded_02):
+    results = {i.submission.student: {r.check_id: r for r in i.results}
+               for i in graded_02[0].submissions}
+    # The grader's brokers do not restart: the solution's quorum cases are checked as set up.
+    assert results["correct"]["02.quorum-cases"].message == (
+        "quorum queue 'lab02.quorum' holds a persistent message, 'lab02.quorum-transient' a "
+        "transient one")
+    # Exercises 1 and 2 only: the quorum queue exists, its message does not.
+    assert results["partial"]["02.quorum-cases"].message == (
+        "queue 'lab02.quorum' holds 0 messages, expected at least 1")
 
 
 def test_lab03_worker_is_killed_while_the_kernel_runs(graded_03):
@@ -183,12 +207,12 @@ def test_csv_rows_and_totals(graded_02):
     rows = list(csv.DictReader(io.StringIO((folder / "grades.csv").read_text())))
     assert list(rows[0]) == ["student", "lab", "check", "points", "max_points", "status",
                              "message"]
-    assert len(rows) == len(EXPECTED_02) * 5
+    assert len(rows) == len(EXPECTED_02) * 6  # five checks and the total
     total = {r["student"]: r for r in rows if r["check"] == "TOTAL"}
-    assert (total["correct"]["points"], total["correct"]["max_points"]) == ("5", "5")
+    assert (total["correct"]["points"], total["correct"]["max_points"]) == ("7", "7")
     assert total["looper"]["status"] == "timed-out"
     feedback = (folder / "feedback" / "partial.md").read_text()
-    assert "**Score: 2 / 5**" in feedback
+    assert "**Score: 2 / 7**" in feedback
     assert "02.hidden-orders-once (hidden)" in feedback
     # The first hint level of the missed check: the concept, not the code.
     assert "which message property is that?" in feedback

@@ -76,6 +76,63 @@ def test_persistent_message_verdicts_and_the_peek_keeps_the_message(brokers, amq
     assert channel.queue_declare(queue=name, passive=True).method.message_count == 2
 
 
+
+def test_quorum_cases_want_a_persistent_and_a_transient_message_in_quorum_queues(
+        brokers, amqp) -> None:
+    _connection, channel, name = amqp
+    persistent_queue, transient_queue = f"{name}.persistent", f"{name}.transient"
+    check = get_check("02.quorum-cases")
+    run = lambda: check.run(brokers, persistent_queue=persistent_queue,  # noqa: E731
+                            transient_queue=transient_queue)
+    quorum = {"x-queue-type": "quorum"}
+    try:
+        assert run().message == f"there is no queue {persistent_queue!r}"
+        channel.queue_declare(queue=persistent_queue, durable=True, arguments=quorum)
+        channel.queue_declare(queue=transient_queue, durable=True)  # classic: wrong type
+        channel.basic_publish("", persistent_queue, b"p", pika.BasicProperties(delivery_mode=2))
+        assert run().message == (f"queue {transient_queue!r} is a classic queue, not a "
+                                 "quorum queue")
+        channel.queue_delete(queue=transient_queue)
+        channel.queue_declare(queue=transient_queue, durable=True, arguments=quorum)
+        channel.basic_publish("", transient_queue, b"p", pika.BasicProperties(delivery_mode=2))
+        result = run()
+        assert result.status is Status.FAILED
+        assert result.message == (f"quorum queue {transient_queue!r} holds no transient "
+                                  "message (delivery_mode=1)")
+        assert result.hints[0].startswith("Each quorum case is a quorum queue")
+        channel.basic_publish("", transient_queue, b"t")  # no properties: transient
+        result = run()
+        assert result.is_passed, result.line()
+        assert result.points == 2
+        # The peek puts the messages back (a quorum queue takes a moment to requeue them).
+        deadline = time.monotonic() + 2
+        while (channel.queue_declare(queue=transient_queue, passive=True).method.message_count
+               < 2 and time.monotonic() < deadline):
+            time.sleep(0.05)
+        assert channel.queue_declare(queue=transient_queue, passive=True).method.message_count == 2
+    finally:
+        for queue in (persistent_queue, transient_queue):
+            channel.queue_delete(queue=queue)
+
+
+def test_quorum_cases_fail_on_a_transient_message_where_a_persistent_one_belongs(
+        brokers, amqp) -> None:
+    _connection, channel, name = amqp
+    persistent_queue, transient_queue = f"{name}.persistent", f"{name}.transient"
+    try:
+        for queue in (persistent_queue, transient_queue):
+            channel.queue_declare(queue=queue, durable=True,
+                                  arguments={"x-queue-type": "quorum"})
+            channel.basic_publish("", queue, b"t", pika.BasicProperties(delivery_mode=1))
+        result = get_check("02.quorum-cases").run(brokers, persistent_queue=persistent_queue,
+                                                  transient_queue=transient_queue)
+        assert result.status is Status.FAILED
+        assert result.message == (f"quorum queue {persistent_queue!r} holds no persistent "
+                                  "message (delivery_mode=2)")
+    finally:
+        for queue in (persistent_queue, transient_queue):
+            channel.queue_delete(queue=queue)
+
 def test_queue_has_messages(brokers, amqp) -> None:
     _connection, channel, name = amqp
     channel.queue_declare(queue=name, durable=True)
