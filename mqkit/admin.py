@@ -1,4 +1,4 @@
-"""RabbitMQ's management HTTP API: overview, topology, vhosts, users, permissions.
+"""RabbitMQ's management HTTP API: overview, topology, vhosts, users, permissions, limits.
 
 Requests go through :class:`~mqkit.clients.management.ManagementClient`. Everything returns
 the API's JSON (dicts and lists) except :meth:`Admin.topology`, which gives a
@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from mqkit.clients.amqp import amqp_connection
 from mqkit.clients.management import ManagementClient
-from mqkit.exceptions import ConfigError, ResourceNotFound
+from mqkit.exceptions import ConfigError, MQKitError, ResourceNotFound
 from mqkit.urls import BrokerAddress, amqp_url
 
 if TYPE_CHECKING:
@@ -217,6 +217,103 @@ class Admin:
     def clear_permissions(self, vhost: str, user: str, *, missing_ok: bool = True) -> None:
         """Remove ``user``'s permissions on ``vhost``."""
         self._delete(f"permissions/{_q(vhost)}/{_q(user)}", missing_ok)
+
+    def whoami(self) -> dict[str, Any]:
+        """The user this client acts as: ``name`` and ``tags`` (a list)."""
+        me = self.get("whoami")
+        tags = me.get("tags") or []
+        # RabbitMQ before 3.9 gives the tags as one comma-separated string.
+        me["tags"] = [t for t in tags.split(",") if t] if isinstance(tags, str) else list(tags)
+        return me  # type: ignore[no-any-return]
+
+    def vhost_limits(self, vhost: str) -> dict[str, int]:
+        """The limits set on ``vhost`` (``max-connections``, ``max-queues``), by name."""
+        found = self.get(f"vhost-limits/{_q(vhost)}") or []
+        return {name: int(value) for entry in found
+                for name, value in (entry.get("value") or {}).items()}
+
+    def set_vhost_limit(self, vhost: str, name: str, value: int) -> None:
+        """Set one vhost limit: ``max-connections`` or ``max-queues`` (``-1``: no limit).
+
+        Raises:
+            ConfigError: an unknown limit name or a value the broker rejects.
+        """
+        self.request("PUT", f"vhost-limits/{_q(vhost)}/{_q(name)}", {"value": int(value)})
+
+    def clear_vhost_limit(self, vhost: str, name: str, *, missing_ok: bool = True) -> None:
+        """Remove one vhost limit."""
+        self._delete(f"vhost-limits/{_q(vhost)}/{_q(name)}", missing_ok)
+
+    def operator_policies(self, vhost: str) -> list[dict[str, Any]]:
+        """The operator policies of ``vhost``."""
+        return self.get(f"operator-policies/{_q(vhost)}")  # type: ignore[no-any-return]
+
+    def set_operator_policy(self, vhost: str, name: str, definition: dict[str, Any], *,
+                            pattern: str = ".*", apply_to: str = "queues",
+                            priority: int = 0) -> None:
+        """Create or replace an operator policy on ``vhost``.
+
+        Operator policies are set by an administrator and combine with the users' own
+        policies and queue arguments: for a numeric limit such as ``max-length`` the lower
+        value wins, so a user without the ``policymaker`` tag cannot raise it.
+
+        Args:
+            vhost: the virtual host.
+            name: the policy's name.
+            definition: e.g. ``{"max-length": 10000, "max-length-bytes": 16777216}``.
+            pattern: regular expression over queue names (default: every queue).
+            apply_to: ``queues`` (operator policies apply to queues only).
+            priority: among several matching operator policies, the highest wins.
+        """
+        self.request("PUT", f"operator-policies/{_q(vhost)}/{_q(name)}",
+                     {"pattern": pattern, "definition": definition, "apply-to": apply_to,
+                      "priority": priority})
+
+    def delete_operator_policy(self, vhost: str, name: str, *, missing_ok: bool = True) -> None:
+        """Delete an operator policy."""
+        self._delete(f"operator-policies/{_q(vhost)}/{_q(name)}", missing_ok)
+
+    def user_connections(self, user: str) -> list[dict[str, Any]]:
+        """The open AMQP connections of one user."""
+        return [c for c in self.connections() if c.get("user") == user]
+
+    def close_user_connections(self, user: str, reason: str = "closed by mqkit.admin") -> int:
+        """Force-close every connection of ``user``; return how many there were."""
+        found = self.user_connections(user)
+        for connection in found:
+            self.close_connection(connection["name"], reason)
+        return len(found)
+
+    def create_namespace(self, vhost: str, user: str, password: str, *, description: str = "",
+                         tags: str = "management") -> None:
+        """Create ``vhost`` and ``user`` with every permission on that vhost and no other.
+
+        With the ``management`` tag the user reads its own vhost through the management API
+        (and sees nothing of other vhosts); it cannot create vhosts, users or policies.
+        """
+        self.create_vhost(vhost, description=description)
+        self.create_user(user, password, tags=tags)
+        self.set_permissions(vhost, user)
+
+    def delete_namespace(self, vhost: str, user: str, *,
+                         reason: str = "namespace removed by mqkit") -> None:
+        """Close ``user``'s connections, then delete ``vhost`` and ``user`` (gone ones are fine).
+
+        Every step is tried even when one fails; the first failure is raised at the end.
+
+        Raises:
+            MQKitError: a step failed (the management API refused or did not answer).
+        """
+        failures: list[MQKitError] = []
+        steps = (lambda: self.close_user_connections(user, reason),
+                 lambda: self.delete_vhost(vhost), lambda: self.delete_user(user))
+        for step in steps:
+            try:
+                step()
+            except MQKitError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def delete_queue(self, name: str, vhost: str = "/", *, missing_ok: bool = True) -> None:
         """Delete a queue."""

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import secrets
@@ -116,11 +115,10 @@ class Namespace:
         admin = Admin(broker)
         name = f"grade-{_slug(label)}-{secrets.token_hex(4)}"
         password = new_password()
-        admin.create_vhost(name, description=f"mqkit grading of {label}")
         space = cls(name, broker, admin)
         try:
-            admin.create_user(name, password, tags="management")
-            admin.set_permissions(name, name)
+            admin.create_namespace(name, name, password,
+                                   description=f"mqkit grading of {label}")
             mqtt = broker.mqtt_url
             if with_mqtt:
                 space.mosquitto = SubmissionMosquitto.start(name, mosquitto_binary)
@@ -146,16 +144,10 @@ class Namespace:
 
     def close(self) -> None:
         """Close the user's connections, delete the vhost and the user, stop Mosquitto."""
-        with contextlib.suppress(Exception):
-            for connection in self.admin.connections():
-                if connection.get("user") == self.vhost:
-                    self.admin.close_connection(connection["name"], "grading finished")
-        for action in (lambda: self.admin.delete_vhost(self.vhost),
-                       lambda: self.admin.delete_user(self.vhost)):
-            try:
-                action()
-            except Exception as exc:  # cleanup goes on: report, do not stop the batch
-                log.warning("could not clean up grading namespace %s: %s", self.vhost, exc)
+        try:
+            self.admin.delete_namespace(self.vhost, self.vhost, reason="grading finished")
+        except Exception as exc:  # cleanup goes on: report, do not stop the batch
+            log.warning("could not clean up grading namespace %s: %s", self.vhost, exc)
         if self.mosquitto is not None:
             self.mosquitto.stop()
         log.info("removed grading namespace %s", self.vhost)
