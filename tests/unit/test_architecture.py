@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
      "optional"},
     {"clients"},
     {"brokers", "admin", "security"},
-    {"grading", "widgets", "jupyter_proxy"},
+    {"grading", "widgets", "jupyter_proxy", "classroom"},
     {"authoring", "cli", "notebook", "__init__", "__main__"},
 ]
 

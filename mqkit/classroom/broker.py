@@ -1,0 +1,122 @@
+"""The classroom's RabbitMQ, reached as an administrator through its management API.
+
+``mqkit classroom`` runs on the classroom server against a RabbitMQ that is already there:
+a department broker given by an administrator's management URL (``--admin-url`` or
+``MQKIT_MANAGEMENT_URL``), or, for a rehearsal, the brokers mqkit itself runs. The AMQP port
+written into the cards is the broker's own AMQP listener, read from the management API,
+unless the instructor names another one (a broker behind a port forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from mqkit.admin import Admin
+from mqkit.config import Settings
+from mqkit.endpoints import Endpoints
+from mqkit.exceptions import AuthenticationError, BrokerNotRunning, ConfigError
+from mqkit.urls import BrokerAddress, parse_url
+
+
+@dataclass(frozen=True)
+class ClassBroker:
+    """The classroom's RabbitMQ: an administrator's client and where students reach it.
+
+    Attributes:
+        admin: management API client with administrator rights.
+        management: the management API's address (with the administrator's credentials).
+        amqp_host: the AMQP host as the administrator reaches it.
+        amqp_port: the AMQP port written into the cards.
+    """
+
+    admin: Admin
+    management: BrokerAddress
+    amqp_host: str
+    amqp_port: int
+
+    @property
+    def key(self) -> str:
+        """``scheme://host:port`` of the management API: which broker a classroom lives on."""
+        return f"{self.management.scheme}://{self.management.host}:{self.management.port}"
+
+    @classmethod
+    def from_endpoints(cls, endpoints: Endpoints) -> ClassBroker:
+        """The brokers of :func:`mqkit.start_brokers` (their user is an administrator)."""
+        if not endpoints.management_url:
+            raise ConfigError("These brokers have no management API, which the classroom "
+                              "needs to create vhosts and users.",
+                              hint="Use mqkit's own brokers (`mqkit up`) or pass --admin-url.")
+        amqp = endpoints.amqp
+        return cls(Admin(endpoints), endpoints.management, amqp.host, amqp.port)
+
+    @classmethod
+    def from_admin_url(cls, url: str, amqp_port: int | None = None) -> ClassBroker:
+        """A broker given by an administrator's management URL.
+
+        Args:
+            url: ``http://admin:password@host:15672``.
+            amqp_port: the AMQP port students use; default: the broker's AMQP listener.
+
+        Raises:
+            ConfigError: a malformed URL, or a broker without an AMQP listener.
+            BrokerConnectionError: the management API does not answer.
+        """
+        address = parse_url(url, ("http", "https"), "--admin-url / MQKIT_MANAGEMENT_URL")
+        admin = Admin(url)
+        if amqp_port is None:
+            listeners = admin.overview().get("listeners") or []
+            ports = sorted({int(item["port"]) for item in listeners
+                            if item.get("protocol") == "amqp"})
+            if not ports:
+                raise ConfigError(f"The broker at {address.redacted()} lists no plain AMQP "
+                                  "listener.", hint="Name the port students use with "
+                                                    "--amqp-port.")
+            amqp_port = ports[0]
+        return cls(admin, address, address.host, amqp_port)
+
+    def check_administrator(self) -> None:
+        """Raise unless the management user may create vhosts, users and policies.
+
+        Raises:
+            AuthenticationError: wrong credentials, or a user without the administrator tag.
+            BrokerConnectionError: the management API does not answer.
+        """
+        me = self.admin.whoami()
+        if "administrator" not in me["tags"]:
+            raise AuthenticationError(
+                f"The management user {me['name']!r} at {self.key} has the tags "
+                f"{me['tags'] or 'none'}; a classroom needs an administrator to create "
+                "vhosts, users, limits and policies.",
+                hint="Pass --admin-url (or MQKIT_MANAGEMENT_URL) with an administrator's "
+                     "user and password; a student's card URL will not do.")
+
+
+def connect(admin_url: str | None = None, amqp_port: int | None = None, *,
+            start: bool = False) -> ClassBroker:
+    """The classroom's RabbitMQ: ``admin_url``, else ``MQKIT_MANAGEMENT_URL``, else mqkit's own.
+
+    Args:
+        admin_url: an administrator's management URL.
+        amqp_port: the AMQP port for the cards (default: the broker's AMQP listener).
+        start: without a URL, start mqkit's own brokers when none run (``create``);
+            otherwise only running ones are used (``list``, ``remove``).
+
+    Raises:
+        BrokerNotRunning: no URL, and mqkit runs no brokers (with ``start=False``).
+    """
+    from mqkit.brokers import launcher
+
+    url = admin_url or Settings.from_env().management_url
+    if url:
+        return ClassBroker.from_admin_url(url, amqp_port)
+    if start:
+        endpoints = launcher.start_brokers()
+    else:
+        endpoints = launcher.broker_status()["endpoints"]
+        if endpoints is None:
+            raise BrokerNotRunning(
+                "No classroom broker: no --admin-url, no MQKIT_MANAGEMENT_URL, and mqkit runs "
+                "no brokers.", hint="Pass --admin-url http://ADMIN:PASSWORD@HOST:15672 (or "
+                                    "start mqkit's own brokers with `mqkit up`).")
+    broker = ClassBroker.from_endpoints(endpoints)
+    return broker if amqp_port is None else replace(broker, amqp_port=amqp_port)
