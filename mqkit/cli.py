@@ -1,4 +1,4 @@
-"""The ``mqkit`` command: up, down, status, doctor, restart, kill, logs, lab, grade."""
+"""The ``mqkit`` command: up, down, status, doctor, restart, kill, logs, lab, grade, classroom."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mqkit.brokers import launcher
 from mqkit.brokers.base import as_dict
@@ -83,7 +84,178 @@ def _parser() -> argparse.ArgumentParser:
                             "concept only; the last level shows code)")
     grade.add_argument("--backend", choices=BACKENDS, default=None,
                        help="where the instructor's brokers come from")
+    grade.add_argument("--sandbox", choices=("auto", "user", "none"), default="auto",
+                       help="where the untrusted notebooks run: auto (the first sandbox that "
+                            "runs here, else an error), user (a dedicated user per worker, "
+                            "private namespaces, limits; needs root on Linux), none (as you, "
+                            "with your files and local services in reach: only on purpose)")
+    _classroom_parser(sub)
     return parser
+
+
+def _classroom_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    text = ("a private namespace per student on a shared RabbitMQ (a vhost, a user, limits) "
+            "and a Mosquitto of their own, handed out as connection cards")
+    classroom = sub.add_parser("classroom", help=text, description=text[0].upper() + text[1:]
+                               + ". See docs/classroom.md.")
+    actions = classroom.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def broker_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--admin-url", default=None, metavar="URL",
+                             help="an administrator's management URL, http://USER:PASS@HOST:"
+                                  "15672 (default: MQKIT_MANAGEMENT_URL, else mqkit's own "
+                                  "brokers)")
+
+    create = actions.add_parser(
+        "create", help="make a namespace and a card for every student of a roster who has "
+                       "none yet", description="Make, per student of ROSTER.csv (columns "
+        "id,name) who has none yet: a vhost and a user on the classroom RabbitMQ, with limits "
+        "and an operator policy; a Mosquitto run by mqkit; and a card DIR/<id>.env. Students "
+        "already in DIR keep their passwords and cards.")
+    create.add_argument("roster", metavar="ROSTER.csv")
+    create.add_argument("--out", required=True, metavar="DIR", help="the classroom folder")
+    broker_options(create)
+    create.add_argument("--amqp-port", type=int, default=None, metavar="N",
+                        help="the AMQP port in the cards (default: the broker's listener)")
+    create.add_argument("--public-host", default=None, metavar="HOST",
+                        help="the host name in the cards (default: the broker's host)")
+    create.add_argument("--prefix", default=None,
+                        help="before each id in vhost and user names (default: student-)")
+    create.add_argument("--mqtt-listen", default=None, choices=("127.0.0.1", "0.0.0.0"),
+                        help="where the students' Mosquittos listen (default: loopback when "
+                             "the public host is loopback, else every interface)")
+    create.add_argument("--mqtt-ports", default=None, metavar="FIRST-LAST",
+                        help="a port range for the students' Mosquittos (default: any free)")
+    create.add_argument("--workers", type=int, default=4, help="students set up at once")
+    for name, meaning in (("max-connections", "AMQP connections per student (default 64)"),
+                          ("max-queues", "queues per student (default 200)"),
+                          ("max-length", "messages per queue (default 10000)"),
+                          ("max-length-bytes", "bytes per queue (default 16 MiB)"),
+                          ("mqtt-max-connections", "MQTT clients per student (default 64)")):
+        create.add_argument(f"--{name}", type=int, default=None, metavar="N", help=meaning)
+    listing = actions.add_parser("list", help="show the students, their Mosquitto and whether "
+                                 "they are connected")
+    listing.add_argument("dir", metavar="DIR")
+    broker_options(listing)
+    listing.add_argument("--json", action="store_true", help="print one JSON list")
+    remove = actions.add_parser("remove", help="delete everything of some students: "
+                                "connections, vhost, user, Mosquitto, card")
+    remove.add_argument("dir", metavar="DIR")
+    remove.add_argument("students", nargs="*", metavar="STUDENT", help="student ids")
+    remove.add_argument("--roster", default=None, metavar="FILE",
+                        help="remove every student of this roster")
+    broker_options(remove)
+    up = actions.add_parser("up", help="start the students' Mosquittos that do not run (after "
+                            "a reboot; the generated systemd unit runs this)")
+    up.add_argument("dir", metavar="DIR")
+    down = actions.add_parser("down", help="stop the students' Mosquittos (data, ports and "
+                              "passwords stay)")
+    down.add_argument("dir", metavar="DIR")
+
+
+def _classroom(args: argparse.Namespace) -> int:
+    from mqkit import classroom as room
+
+    folder = Path(args.dir if args.action != "create" else args.out)
+    # One line per student, not the five of each Mosquitto's start.
+    logging.getLogger("mqkit.brokers").setLevel(logging.WARNING)
+    classroom = room.Classroom(folder)
+    if args.action == "create":
+        return _classroom_create(args, classroom)
+    if args.action == "list":
+        try:
+            broker: room.ClassBroker | None = room.connect(args.admin_url)
+        except MQKitError as exc:
+            classroom.record()  # no classroom at all is the error to show
+            print(f"mqkit: the classroom broker cannot be asked ({exc.message}); vhosts and "
+                  "connections are unknown.", file=sys.stderr)
+            broker = None
+        rows = classroom.status(broker)
+        if args.json:
+            print(json.dumps([{**vars(row), "is_connected": row.is_connected} for row in rows],
+                             sort_keys=True))
+        else:
+            _print_class(rows)
+    elif args.action == "remove":
+        ids = list(args.students)
+        if args.roster:
+            ids += [student.id for student in room.read_roster(args.roster)]
+        if not ids:
+            print("mqkit: error: name the students to remove, or --roster FILE.",
+                  file=sys.stderr)
+            return 2
+        classroom.record()
+        removed = classroom.remove(ids, room.connect(args.admin_url))
+        print(f"removed {len(removed)}: {', '.join(removed)}")
+    elif args.action == "up":
+        report = classroom.up()
+        print(f"started {len(report.started)}, already running {len(report.running)}"
+              + (f", FAILED {len(report.failed)}" if report.failed else ""))
+        for student_id, reason in sorted(report.failed.items()):
+            print(f"  {student_id}: {reason}", file=sys.stderr)
+        return 1 if report.failed else 0
+    elif args.action == "down":
+        stopped = classroom.down()
+        print(f"stopped {len(stopped)} Mosquittos" + (f": {', '.join(stopped)}" if stopped
+                                                       else ""))
+    return 0
+
+
+def _classroom_create(args: argparse.Namespace, classroom: Any) -> int:
+    from mqkit import classroom as room
+    from mqkit.classroom.cards import INSTRUCTOR_CSV, unit_name
+
+    students = room.read_roster(args.roster)  # a bad roster fails before any broker is asked
+    ports = None
+    if args.mqtt_ports:
+        try:
+            first, last = (int(part) for part in args.mqtt_ports.split("-"))
+        except ValueError:
+            print(f"mqkit: error: --mqtt-ports {args.mqtt_ports!r} is not FIRST-LAST, e.g. "
+                  "21000-21199.", file=sys.stderr)
+            return 2
+        ports = (first, last)
+    given = {name: getattr(args, name) for name in ("max_connections", "max_queues",
+                                                    "max_length", "max_length_bytes",
+                                                    "mqtt_max_connections")
+             if getattr(args, name) is not None}
+    limits = room.Limits(**given) if given else None
+    broker = room.connect(args.admin_url, args.amqp_port, start=True)
+    report = classroom.create(students, broker, public_host=args.public_host,
+                              prefix=args.prefix, limits=limits, mqtt_listen=args.mqtt_listen,
+                              mqtt_ports=ports, workers=args.workers)
+    folder = classroom.folder
+    print(f"added {len(report.added)}, kept {len(report.kept)}, repaired "
+          f"{len(report.repaired)}, Mosquittos restarted {len(report.restarted)} "
+          f"({report.seconds:.1f} s)")
+    if report.absent:
+        print(f"not in this roster, kept: {', '.join(report.absent)} (`mqkit classroom remove "
+              f"{folder} ID...` deletes them)")
+    print(f"cards:      {folder}/<id>.env (hand each student their own)")
+    print(f"instructor: {folder / INSTRUCTOR_CSV}")
+    print(f"at boot:    {folder / unit_name(folder)} (not installed; its first lines say how)")
+    return 0
+
+
+def _print_class(rows: list[Any]) -> None:
+    if not rows:
+        print("no students")
+        return
+    width = max(len(row.id) for row in rows)
+    name_width = min(30, max(len(row.name) for row in rows))
+    print(f"{'id':<{width}}  {'name':<{name_width}}  {'mosquitto':<12}  {'vhost':<8}  "
+          "connected")
+    for row in rows:
+        mosquitto = f"{'up' if row.is_mosquitto_running else 'DOWN'} :{row.mqtt_port}"
+        vhost = {None: "?", True: "ok", False: "MISSING"}[row.has_vhost]
+        if not row.is_ready:
+            vhost = "UNFINISHED"
+        connected = ("?" if row.connections is None
+                     else f"yes ({row.connections})" if row.connections else "no")
+        print(f"{row.id:<{width}}  {row.name[:name_width]:<{name_width}}  {mosquitto:<12}  "
+              f"{vhost:<8}  {connected}")
+    print(f"{len(rows)} students, {sum(bool(r.is_connected) for r in rows)} connected, "
+          f"{sum(r.is_mosquitto_running for r in rows)} Mosquittos running")
 
 
 def _print_endpoints(endpoints: launcher.Endpoints, as_json: bool) -> None:
@@ -217,6 +389,7 @@ def _grade(args: argparse.Namespace) -> int:
         normalize_lab,
         summary_lines,
     )
+    from mqkit.grading.sandbox import choose_sandbox
 
     if args.workers < 1 or args.timeout <= 0:
         print("mqkit: error: --workers must be at least 1 and --timeout positive.",
@@ -228,10 +401,18 @@ def _grade(args: argparse.Namespace) -> int:
     extra = load_extra_checks(args.checks) if args.checks else None
     lab_checks(lab, extra)
     collect(lab, args.submissions)
-    gradebook = grade(args.lab, args.submissions, out=args.out, feedback_dir=args.feedback,
-                      workers=args.workers, timeout=args.timeout, extra_checks=extra,
-                      hint_level=args.hint_level,
-                      broker=launcher.start_brokers(args.backend))
+    sandbox = choose_sandbox(args.sandbox, slots=args.workers)  # before any broker starts
+    try:
+        gradebook = grade(args.lab, args.submissions, out=args.out,
+                          feedback_dir=args.feedback, workers=args.workers,
+                          timeout=args.timeout, extra_checks=extra,
+                          hint_level=args.hint_level, sandbox=sandbox,
+                          broker=launcher.start_brokers(args.backend))
+    finally:
+        sandbox.close()
+    if sandbox.name == "none":
+        print("warning: graded without a sandbox (--sandbox none): the notebooks ran as you",
+              file=sys.stderr)
     for line in summary_lines(gradebook):
         print(line)
     print(f"gradebook: {args.out}" + (f"; feedback: {args.feedback}/" if args.feedback else ""))
@@ -280,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if args.check and drifted else 0
         elif args.command == "grade":
             return _grade(args)
+        elif args.command == "classroom":
+            return _classroom(args)
     except MQKitError as exc:
         print(f"mqkit: error: {exc}", file=sys.stderr)
         return 1
