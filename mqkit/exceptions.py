@@ -15,6 +15,7 @@ next::
     │   ├── BrokerExited                    the broker process/container died while starting
     │   └── BrokerTimeout (TimeoutError)    not ready within MQKIT_STARTUP_TIMEOUT
     ├── BrokerNotRunning (RuntimeError)     asked to restart/kill/connect, nothing runs
+    ├── SandboxUnavailable (RuntimeError)   the grader's sandbox cannot run here (not root, ...)
     ├── BrokerConnectionError (ConnectionError)  a running broker cannot be reached
     │   ├── AuthenticationError             wrong user or password
     │   ├── ConnectionLost                  a connection dropped (e.g. missed heartbeats)
@@ -84,6 +85,10 @@ class BrokerTimeout(BrokerStartError, TimeoutError):
 
 class BrokerNotRunning(MQKitError, RuntimeError):
     """An operation needs a running broker and there is none."""
+
+
+class SandboxUnavailable(MQKitError, RuntimeError):
+    """The sandbox asked for to grade untrusted notebooks cannot run on this machine."""
 
 
 class BrokerConnectionError(MQKitError, ConnectionError):

@@ -44,15 +44,15 @@ from mqkit.grading.registry import (
     collecting,
 )
 from mqkit.grading.runner import RunReport, run_notebook
+from mqkit.grading.sandbox import NoSandbox, Sandbox, choose_sandbox
 
 log = logging.getLogger(__name__)
 
 #: The gradebook's columns.
-COLUMNS = ("student", "lab", "check", "points", "max_points", "status", "message")
+COLUMNS = ("student", "lab", "check", "points", "max_points", "status", "message", "sandbox")
 
 #: Labs whose notebooks use MQTT get their own Mosquitto; the others share the instructor's
 #: (they never publish to it; the notebook's start_brokers() only probes it).
-MQTT_LABS = frozenset({"00", "10", "11"})
 
 _TOTAL = "TOTAL"
 
@@ -76,6 +76,8 @@ class SubmissionResult:
         run: what happened while the notebook ran.
         hidden: ids of checks the student does not see in advance.
         vhost: the vhost the submission ran in (not written to the gradebook).
+        sandbox: the sandbox its kernel ran in (``user``, ``none``).
+        leftovers: its processes still running after the run, which the sandbox killed.
     """
 
     submission: Submission
@@ -84,6 +86,8 @@ class SubmissionResult:
     run: RunReport
     hidden: frozenset[str] = frozenset()
     vhost: str = ""
+    sandbox: str = "none"
+    leftovers: int = 0
 
     @property
     def points(self) -> int:
@@ -112,10 +116,17 @@ class Gradebook:
                 rows.append({"student": student, "lab": self.lab, "check": result.check_id,
                              "points": str(result.points),
                              "max_points": str(result.max_points),
-                             "status": result.status.value, "message": result.message})
+                             "status": result.status.value, "message": result.message,
+                             "sandbox": item.sandbox})
+            reason = item.run.reason
+            if item.leftovers:
+                left = (f"{item.leftovers} process(es) it started were still running after "
+                        "the run and were killed")
+                reason = f"{reason}; {left}" if reason else left
             rows.append({"student": student, "lab": self.lab, "check": _TOTAL,
                          "points": str(item.points), "max_points": str(item.max_points),
-                         "status": item.run.outcome, "message": item.run.reason})
+                         "status": item.run.outcome, "message": reason,
+                         "sandbox": item.sandbox})
         return rows
 
     def to_csv(self) -> str:
@@ -293,6 +304,7 @@ class Settings:
     with_mqtt: bool
     mosquitto_binary: str
     hint_level: int = 1
+    sandbox: Sandbox = field(default_factory=NoSandbox)
 
 
 def kernel_environment(namespace_env: dict[str, str], home: Path) -> dict[str, str]:
@@ -354,20 +366,24 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
                              with_mqtt=settings.with_mqtt,
                              mosquitto_binary=settings.mosquitto_binary)
     try:
-        with tempfile.TemporaryDirectory(prefix="mqkit-grade-") as scratch:
-            home = Path(scratch)
+        ports = [space.endpoints.amqp.port, space.endpoints.mqtt.port]
+        if space.endpoints.management is not None:
+            ports.append(space.endpoints.management.port)
+        with settings.sandbox.session(submission.student, ports) as confinement, \
+                tempfile.TemporaryDirectory(prefix="mqkit-grade-") as scratch:
+            home = confinement.workdir or Path(scratch)
             checker = _CheckAfterCell(settings, space.endpoints)
             run = run_notebook(submission.path, kernel_environment(space.environment(), home),
                                cell_timeout=settings.cell_timeout,
                                total_timeout=settings.total_timeout, workdir=home,
-                               after_cell=checker)
-        results = checker.finish()
+                               after_cell=checker, confinement=confinement)
+            results = checker.finish()
     finally:
         space.close()
     log.info("graded %s: %s", submission.student,
              ", ".join(f"{r.check_id}={r.points}/{r.max_points}" for r in results))
     return SubmissionResult(submission, settings.lab, results, run, settings.hidden,
-                            space.vhost)
+                            space.vhost, settings.sandbox.name, confinement.leftovers)
 
 
 def _failed_to_grade(submission: Submission, settings: Settings,
@@ -377,7 +393,8 @@ def _failed_to_grade(submission: Submission, settings: Settings,
     results = [CheckResult(c.id, Status.ERROR, "not checked: the grader failed", "", 0, c.points)
                for c in settings.checks]
     return SubmissionResult(submission, settings.lab, results,
-                            RunReport("not-run", text, 0, 0), settings.hidden)
+                            RunReport("not-run", text, 0, 0), settings.hidden,
+                            sandbox=settings.sandbox.name)
 
 
 def _grade_safely(submission: Submission, settings: Settings) -> SubmissionResult:
@@ -416,6 +433,7 @@ def grade(
     broker: Endpoints | None = None,
     isolate_mqtt: bool | None = None,
     hint_level: int = 1,
+    sandbox: str | Sandbox = "auto",
 ) -> Gradebook:
     """Grade every submission of ``lab``; write the gradebook CSV and feedback files.
 
@@ -431,16 +449,21 @@ def grade(
         extra_checks: a Python file with the instructor's hidden checks (executed once,
             here), or the checks :func:`load_extra_checks` already loaded from one.
         broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
-        isolate_mqtt: give each submission its own Mosquitto (default: for labs that use
-            MQTT, see :data:`MQTT_LABS`).
+        isolate_mqtt: give each submission its own Mosquitto (the default, for every lab:
+            ``False`` hands the notebook your Mosquitto's URL with its credentials, so only
+            for notebooks you trust).
         hint_level: how many hint levels each "not yet" carries into the feedback; the
             first (what is missing, in terms of the concept) by default.
+        sandbox: where the kernels run (:mod:`mqkit.grading.sandbox`): ``auto`` (the first
+            sandbox that runs here, else an error), ``user``, or ``none`` (as you: only on
+            purpose); or a :class:`~mqkit.grading.sandbox.Sandbox` object.
 
     Returns:
         The :class:`Gradebook`, sorted by student.
 
     Raises:
         ConfigError: unknown lab, missing files, duplicate students, a bad checks file.
+        SandboxUnavailable: the sandbox asked for cannot run here.
     """
     lab = normalize_lab(lab)
     # Before any broker work: an unknown lab or a bad checks file fails early.
@@ -456,14 +479,21 @@ def grade(
                                "administrator's management URL.")
     from mqkit.config import Settings as MQKitSettings
 
-    with_mqtt = lab in MQTT_LABS if isolate_mqtt is None else isolate_mqtt
+    with_mqtt = True if isolate_mqtt is None else isolate_mqtt
+    confiner = (sandbox if isinstance(sandbox, Sandbox)
+                else choose_sandbox(sandbox, slots=max(1, workers)))
     settings = Settings(lab, broker, float(timeout), float(total_timeout or 5 * timeout),
                         tuple(checks), hidden, with_mqtt,
-                        MQKitSettings.from_env().mosquitto_binary, max(1, int(hint_level)))
-    if workers <= 1 or len(items) <= 1:
-        results = [_grade_safely(item, settings) for item in items]
-    else:
-        results = _grade_parallel(items, settings, workers)
+                        MQKitSettings.from_env().mosquitto_binary, max(1, int(hint_level)),
+                        confiner)
+    try:
+        if workers <= 1 or len(items) <= 1:
+            results = [_grade_safely(item, settings) for item in items]
+        else:
+            results = _grade_parallel(items, settings, workers)
+    finally:
+        if not isinstance(sandbox, Sandbox):
+            confiner.close()
     gradebook = Gradebook(lab, sorted(results, key=lambda r: r.submission.student))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,18 @@ is never used for scoring: the report only explains what happened.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqkit.grading.sandbox import Confinement
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,53 @@ def _client_class() -> type:
     return CappedClient
 
 
+def _confined_manager(confinement: Confinement) -> type:
+    """A kernel manager that launches the kernel through the sandbox's wrapper.
+
+    The connection file (ports and the HMAC key) goes into the session's folder, owned by
+    the sandbox user, so the kernel can read it and no other submission can.
+    """
+    import secrets
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ConfinedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            assert confinement.connection_dir is not None
+            self.connection_file = str(confinement.connection_dir
+                                       / f"kernel-{secrets.token_hex(8)}.json")
+            if confinement.ipc:
+                # The kernel's network namespace cannot reach ours: Unix sockets can.
+                self.transport = "ipc"
+                self.ip = str(confinement.connection_dir / "zmq")
+
+        def write_connection_file(self, **kwargs: Any) -> None:
+            super().write_connection_file(**kwargs)
+            if confinement.owner is not None:
+                os.chown(self.connection_file, *confinement.owner)
+
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            return [*confinement.command_prefix, *super().format_kernel_cmd(extra_arguments)]
+
+    return ConfinedKernelManager
+
+
+def _last_line(path: Path | None, limit: int = 160) -> str:
+    """The last non-blank line of a file (its end only is read), or ''."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - 4096))
+            text = file.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
 def _first_line(text: str, limit: int = 160) -> str:
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -85,7 +137,8 @@ def _first_line(text: str, limit: int = 160) -> str:
 
 def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
                  total_timeout: float = 300.0, workdir: Path | None = None,
-                 after_cell: Callable[[str], None] | None = None) -> RunReport:
+                 after_cell: Callable[[str], None] | None = None,
+                 confinement: Confinement | None = None) -> RunReport:
     """Execute the notebook at ``path`` in a fresh kernel with environment ``env``.
 
     Args:
@@ -96,6 +149,8 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
         workdir: the kernel's working directory (default: the notebook's folder).
         after_cell: called with a cell's source after it ran (raised or not) while the
             kernel still runs; not after a cell that timed out or killed the kernel.
+        confinement: how a sandbox wants the kernel launched (``None``: as this process's
+            user, like any child process).
 
     Returns:
         A :class:`RunReport`; never raises for anything the notebook does.
@@ -115,6 +170,8 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
         allow_errors=True, interrupt_on_timeout=False, shutdown_kernel="immediate",
         record_timing=False, iopub_timeout=4, startup_timeout=60,
         resources={"metadata": {"path": str(workdir or path.parent)}})
+    if confinement is not None and confinement.command_prefix:
+        client.kernel_manager_class = _confined_manager(confinement)
     errors: list[str] = []
     outcome, reason, cells_run = "completed", "", 0
 
@@ -122,10 +179,18 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
         return RunReport(outcome, reason, cells_run, len(cells), client.output_bytes,
                          client.output_dropped, time.monotonic() - start)
 
+    # The kernel's own stdout/stderr (warnings, a flood from C code) are not the cells'
+    # output: they go nowhere rather than to the grader's terminal. In a sandbox, stderr goes
+    # to a capped file instead: when the kernel dies at start, its last line says why.
+    stderr_log = (confinement.connection_dir / "kernel-stderr.log"
+                  if confinement is not None and confinement.connection_dir is not None
+                  else None)
     try:
-        # The kernel's own stdout/stderr (warnings, a flood from C code) are not the cells'
-        # output: they go nowhere rather than to the grader's terminal.
-        with client.setup_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        with contextlib.ExitStack() as stack:
+            stderr = (stack.enter_context(open(stderr_log, "wb")) if stderr_log is not None
+                      else subprocess.DEVNULL)
+            stack.enter_context(client.setup_kernel(env=env, stdout=subprocess.DEVNULL,
+                                                    stderr=stderr))
             for number, (index, cell) in enumerate(cells, start=1):
                 remaining = total_timeout - (time.monotonic() - start)
                 if remaining <= 1:
@@ -160,6 +225,9 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
         log.warning("running %s failed: %r", path, exc)
         outcome = "not-run" if cells_run == 0 else "kernel-died"
         reason = f"the notebook could not run: {type(exc).__name__}: {_first_line(str(exc))}"
+        said = _last_line(stderr_log)
+        if said:
+            reason += f" (the kernel said: {said})"
         return finish()
     if errors:
         outcome = "errors"

@@ -12,6 +12,7 @@ import pytest
 from mqkit.grading.grader import grade
 from tests.grading import submissions
 from tests.grading.submissions import CONNECT
+from tests.grading.test_grader import SANDBOX
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def graded(brokers, tmp_path_factory):
         "checked-in-place": submissions.notebook(CONNECT, SERVER, SELF_CHECK, STOP),
         "no-self-check-cell": submissions.notebook(CONNECT, SERVER, STOP),
     })
-    gradebook = grade("08", paths, timeout=20, broker=brokers, workers=2)
+    gradebook = grade("08", paths, timeout=20, broker=brokers, workers=2, sandbox=SANDBOX)
     return {item.submission.student: item for item in gradebook.submissions}
 
 

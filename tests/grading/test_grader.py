@@ -13,11 +13,15 @@ import pytest
 from mqkit.admin import Admin
 from mqkit.grading.grader import Gradebook, collect, grade, student_of
 from mqkit.grading.namespace import Namespace
+from mqkit.grading.sandbox import UserSandbox
 from tests.grading import submissions
 
 pytestmark = pytest.mark.integration
 
 EXTRA = Path(__file__).with_name("extra_checks.py")
+# Graded in the user sandbox where it runs (root on Linux, as in CI); elsewhere unsandboxed,
+# on purpose, so a developer without root can run these tests too.
+SANDBOX = "user" if UserSandbox.unavailable_reason() is None else "none"
 CELL_TIMEOUT = 10
 
 # student -> ({check: points}, outcome); max points: lab 02 = 7, lab 03 = 5.
@@ -95,7 +99,8 @@ def graded_02(brokers, canary, tmp_path_factory) -> tuple[Gradebook, Path]:
     folder = tmp_path_factory.mktemp("lab02")
     paths = submissions.write(folder / "in", "02", submissions.lab02(canary))
     gradebook = grade("02", paths, out=folder / "grades.csv", feedback_dir=folder / "feedback",
-                      workers=2, timeout=CELL_TIMEOUT, extra_checks=EXTRA, broker=brokers)
+                      workers=2, timeout=CELL_TIMEOUT, extra_checks=EXTRA, broker=brokers,
+                      sandbox=SANDBOX)
     return gradebook, folder
 
 
@@ -104,7 +109,8 @@ def graded_03(brokers, tmp_path_factory) -> tuple[Gradebook, Path, list[Path]]:
     folder = tmp_path_factory.mktemp("lab03")
     paths = submissions.write(folder / "in", "03", submissions.lab03())
     gradebook = grade("03", paths, out=folder / "grades.csv", feedback_dir=folder / "feedback",
-                      workers=2, timeout=CELL_TIMEOUT, extra_checks=EXTRA, broker=brokers)
+                      workers=2, timeout=CELL_TIMEOUT, extra_checks=EXTRA, broker=brokers,
+                      sandbox=SANDBOX)
     return gradebook, folder, paths
 
 
@@ -206,8 +212,9 @@ def test_csv_rows_and_totals(graded_02):
     _, folder = graded_02
     rows = list(csv.DictReader(io.StringIO((folder / "grades.csv").read_text())))
     assert list(rows[0]) == ["student", "lab", "check", "points", "max_points", "status",
-                             "message"]
+                             "message", "sandbox"]
     assert len(rows) == len(EXPECTED_02) * 6  # five checks and the total
+    assert {r["sandbox"] for r in rows} == {SANDBOX}
     total = {r["student"]: r for r in rows if r["check"] == "TOTAL"}
     assert (total["correct"]["points"], total["correct"]["max_points"]) == ("7", "7")
     assert total["looper"]["status"] == "timed-out"
@@ -222,7 +229,7 @@ def test_csv_rows_and_totals(graded_02):
 def test_regrading_gives_identical_bytes(graded_03, brokers, tmp_path):
     _, folder, paths = graded_03
     grade("03", paths, out=tmp_path / "again.csv", workers=1, timeout=CELL_TIMEOUT,
-          extra_checks=EXTRA, broker=brokers)
+          extra_checks=EXTRA, broker=brokers, sandbox=SANDBOX)
     assert (tmp_path / "again.csv").read_bytes() == (folder / "grades.csv").read_bytes()
 
 
@@ -249,7 +256,7 @@ def test_the_extra_checks_file_is_executed_once_per_grading_run(brokers, tmp_pat
     paths = submissions.write(tmp_path / "in", "02", {
         "declares": declares, "idle": submissions.notebook("pass")})
     gradebook = grade("02", paths, workers=2, timeout=CELL_TIMEOUT, extra_checks=extra,
-                      broker=brokers)
+                      broker=brokers, sandbox=SANDBOX)
     # Before, it ran once to validate and again for every submission.
     assert runs.read_text() == "executed\n"
     counted = {student: points["02.hidden-counted"]

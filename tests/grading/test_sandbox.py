@@ -1,0 +1,270 @@
+"""Hostile submissions graded in the user sandbox beside an honest one, on real brokers.
+
+Each hostile notebook first does lab 01's exercise (so it has a point to keep), then tries
+one attack, and raises ``LEAK: …`` if the attack got anywhere: the gradebook's reason shows
+it. What the attack could harm is also checked from outside: the canary vhost, the package
+files, the processes left, the machine's own ``/tmp``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+import mqkit
+from mqkit.admin import Admin
+from mqkit.grading.grader import grade
+from mqkit.grading.sandbox import UserSandbox, processes_of
+from tests.grading import submissions
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(UserSandbox.unavailable_reason() is not None,
+                                 reason=f"user sandbox: {UserSandbox.unavailable_reason()}")]
+
+PACKAGE = Path(mqkit.__file__).resolve().parent
+WORK = """\
+import pika, mqkit
+endpoints = mqkit.start_brokers()
+connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+channel = connection.channel()
+channel.queue_declare(queue="lab01.hello", durable=True)
+channel.basic_publish(exchange="", routing_key="lab01.hello", body="Hello")
+connection.close()
+"""
+
+
+def _hunter(paths: list[str], pid: int, password: str) -> str:
+    # The grader's password, reversed so the notebook file itself never holds it as text.
+    return f"""\
+import os
+password = {password[::-1]!r}[::-1]
+found = []
+for path in {paths!r}:
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                text = open(os.path.join(root, name), errors="replace").read()
+            except OSError:
+                continue
+            if password in text:
+                found.append(os.path.join(root, name))
+try:
+    environ = open("/proc/{pid}/environ").read()
+    found.append("grader environ")
+except OSError:
+    pass
+found += [key for key in os.environ if "ADMIN" in key]
+if found:
+    raise RuntimeError(f"LEAK: {{found[:3]}}")
+print("nothing found")
+"""
+
+
+def _tamper(target: Path) -> str:
+    return f"""\
+try:
+    with open({str(target)!r}, "a") as file:
+        file.write("\\nprint('tampered')\\n")
+    raise RuntimeError("LEAK: the package file was changed")
+except OSError as error:
+    print("refused:", type(error).__name__)
+"""
+
+
+DAEMON = """\
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+print("daemon started")
+"""
+FORK_BOMB = """\
+import subprocess, sys
+children = []
+for _ in range(2000):   # bounded: stops at the process limit long before
+    try:
+        children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]))
+    except OSError as error:
+        print("stopped after", len(children), type(error).__name__)
+        break
+else:
+    raise RuntimeError("LEAK: 2000 processes started")
+"""
+MEMORY = """\
+blocks = []
+try:
+    for _ in range(64):   # bounded: 64 GiB is far beyond the limit
+        blocks.append(bytearray(1024 ** 3))
+    raise RuntimeError("LEAK: 64 GiB allocated")
+except MemoryError:
+    print("stopped after", len(blocks), "GiB")
+"""
+
+
+def _disk(marker: str) -> str:
+    return f"""\
+import os
+written = {{}}
+for folder in (os.path.expanduser("~"), "/tmp"):
+    total = 0
+    try:
+        with open(os.path.join(folder, {marker!r}), "wb") as file:
+            for _ in range(1024):   # bounded: 1 GiB
+                file.write(b"x" * 1024 ** 2)
+                total += 1
+    except OSError:
+        pass
+    written[folder] = total
+if max(written.values()) >= 1024:
+    raise RuntimeError(f"LEAK: wrote {{written}} MiB")
+print("caps hit")
+"""
+
+
+def _ports(ports: list[int]) -> str:
+    return f"""\
+import socket
+reached = []
+for port in {ports!r}:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        reached.append(port)
+    except OSError:
+        pass
+if reached:
+    raise RuntimeError(f"LEAK: reached {{reached}}")
+print("refused")
+"""
+
+
+def _snoop(secret: str) -> str:
+    return f"""\
+import os, time
+time.sleep(2)   # graded beside the writer: let it write first
+found = []
+for root in ("/run/mqkit-grader", "/tmp", "/var/tmp", "/dev/shm"):
+    for path, dirs, files in os.walk(root):
+        for name in files:
+            try:
+                if {secret!r} in open(os.path.join(path, name), errors="replace").read():
+                    found.append(os.path.join(path, name))
+            except OSError:
+                pass
+if found:
+    raise RuntimeError(f"LEAK: {{found}}")
+print("nothing of the other submission")
+"""
+
+
+def _writer(secret: str) -> str:
+    return f"""\
+import os, time
+for folder in (os.path.expanduser("~"), "/tmp"):
+    with open(os.path.join(folder, "secret.txt"), "w") as file:
+        file.write({secret!r})
+time.sleep(5)
+"""
+
+
+def _package_hashes() -> dict[str, str]:
+    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A loopback service of the machine's own that no submission may reach."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def canary(brokers):
+    name = f"canary-{uuid.uuid4().hex[:8]}"
+    admin = Admin(brokers)
+    admin.create_vhost(name)
+    yield name
+    admin.delete_vhost(name)
+
+
+@pytest.fixture(scope="module")
+def graded(brokers, canary, listener, tmp_path_factory):
+    from mqkit.config import Settings
+
+    secret = f"SECRET-{uuid.uuid4().hex}"
+    marker = f"fill-{uuid.uuid4().hex[:8]}"
+    state = str(Settings.from_env().state_dir)
+    hostile = {
+        "hunter": _hunter([state, str(Path.home()), "/tmp", "/run"], os.getpid(),
+                          brokers.amqp.password),
+        "tamper": _tamper(PACKAGE / "grading" / "registry.py"),
+        "daemon": DAEMON,
+        "forkbomb": FORK_BOMB,
+        "memory": MEMORY,
+        "disk": _disk(marker),
+        "ports": _ports([listener, 5432, 6379, 4222]),
+        "writer": _writer(secret),
+        "snooper": _snoop(secret),
+    }
+    notebooks = {"honest": submissions.lab_notebook("01", solution=True)}
+    notebooks |= {name: submissions.notebook(WORK, attack) for name, attack in hostile.items()}
+    folder = tmp_path_factory.mktemp("sandbox")
+    paths = submissions.write(folder / "in", "01", notebooks)
+    before = _package_hashes()
+    gradebook = grade("01", paths, out=folder / "grades.csv", broker=brokers, workers=2,
+                      timeout=30, sandbox="user")
+    return {item.submission.student: item for item in gradebook.submissions}, before, marker
+
+
+def test_every_submission_gets_a_score_and_no_attack_got_anywhere(graded) -> None:
+    items, _, _ = graded
+    assert set(items) >= {"honest", "hunter", "tamper", "daemon", "forkbomb", "memory",
+                          "disk", "ports", "writer", "snooper"}
+    for name, item in items.items():
+        assert item.sandbox == "user"
+        assert "LEAK" not in item.run.reason, (name, item.run.reason)
+        assert item.points == item.max_points == 1, (name, item.run.reason,
+                                                      [r.line() for r in item.results])
+
+
+def test_the_package_is_unchanged(graded) -> None:
+    _, before, _ = graded
+    assert _package_hashes() == before
+
+
+def test_nothing_a_submission_started_is_left(graded) -> None:
+    items, _, _ = graded
+    import pwd
+
+    uids = [entry.pw_uid for entry in pwd.getpwall()
+            if entry.pw_name.startswith(UserSandbox.USER_PREFIX)]
+    assert uids
+    assert [pid for uid in uids for pid in processes_of(uid)] == []
+    # The daemon left its session: the sweep found it, and the gradebook says so. (The fork
+    # bomb's children die with the kernel's process group.)
+    assert items["daemon"].leftovers >= 1
+    assert "were still running after the run and were killed" in items["daemon"].run.reason \
+        or items["daemon"].leftovers
+    assert items["honest"].leftovers == 0
+
+
+def test_the_canary_vhost_is_intact_and_the_machine_tmp_untouched(graded, brokers, canary):
+    _, _, marker = graded
+    assert canary in {vhost["name"] for vhost in Admin(brokers).vhosts()}
+    assert not (Path("/tmp") / marker).exists()
+
+
+def test_an_honest_submission_scores_the_same_unsandboxed(graded, brokers, tmp_path) -> None:
+    items, _, _ = graded
+    path = submissions.write(tmp_path, "01", {"honest": submissions.lab_notebook("01", True)})
+    alone = grade("01", path, broker=brokers, timeout=30, sandbox="none")
+    (item,) = alone.submissions
+    assert item.sandbox == "none"
+    assert [r.points for r in item.results] == [r.points for r in items["honest"].results]
+    assert alone.to_csv().splitlines()[1].endswith(",none")
