@@ -63,6 +63,8 @@ class ClassBroker:
         """
         address = parse_url(url, ("http", "https"), "--admin-url / MQKIT_MANAGEMENT_URL")
         admin = Admin(url)
+        # First: a user who is no administrator sees no listeners, which would mislead.
+        _require_administrator(admin, f"{address.scheme}://{address.host}:{address.port}")
         if amqp_port is None:
             listeners = admin.overview().get("listeners") or []
             ports = sorted({int(item["port"]) for item in listeners
@@ -81,14 +83,18 @@ class ClassBroker:
             AuthenticationError: wrong credentials, or a user without the administrator tag.
             BrokerConnectionError: the management API does not answer.
         """
-        me = self.admin.whoami()
-        if "administrator" not in me["tags"]:
-            raise AuthenticationError(
-                f"The management user {me['name']!r} at {self.key} has the tags "
-                f"{me['tags'] or 'none'}; a classroom needs an administrator to create "
-                "vhosts, users, limits and policies.",
-                hint="Pass --admin-url (or MQKIT_MANAGEMENT_URL) with an administrator's "
-                     "user and password; a student's card URL will not do.")
+        _require_administrator(self.admin, self.key)
+
+
+def _require_administrator(admin: Admin, where: str) -> None:
+    me = admin.whoami()
+    if "administrator" not in me["tags"]:
+        raise AuthenticationError(
+            f"The management user {me['name']!r} at {where} has the tags "
+            f"{me['tags'] or 'none'}; a classroom needs an administrator to create vhosts, "
+            "users, limits and policies.",
+            hint="Pass --admin-url (or MQKIT_MANAGEMENT_URL) with an administrator's user "
+                 "and password; a student's card URL will not do.")
 
 
 def connect(admin_url: str | None = None, amqp_port: int | None = None, *,

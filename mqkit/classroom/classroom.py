@@ -151,8 +151,9 @@ class Classroom:
         """Every student: Mosquitto running, vhost present, AMQP connections open.
 
         Args:
-            broker: the classroom's RabbitMQ; ``None`` (or a broker that does not answer)
-                leaves the vhost and connection columns unknown.
+            broker: the classroom's RabbitMQ; ``None`` (or a broker that does not answer, or
+                a user who is no administrator) leaves the vhost and connection columns
+                unknown.
 
         Raises:
             ConfigError: ``broker`` is not the one the classroom lives on.
@@ -163,13 +164,15 @@ class Classroom:
         if broker is not None:
             _check_broker(record, broker)
             try:
+                broker.check_administrator()  # a student's URL would see only their own
                 vhosts = {v["name"] for v in broker.admin.vhosts()}
                 connections = {}
                 for connection in broker.admin.connections():
                     user = connection.get("user", "")
                     connections[user] = connections.get(user, 0) + 1
-            except BrokerConnectionError as exc:
-                log.warning("the classroom broker did not answer: %s", exc.message)
+            except BrokerConnectionError as exc:  # authentication errors included
+                log.warning("the classroom broker cannot be asked (vhosts and connections "
+                            "are unknown): %s", exc.message)
                 vhosts = connections = None
         rows = []
         for student in sorted(record.students.values(), key=lambda s: s.id.lower()):

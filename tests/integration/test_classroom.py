@@ -7,6 +7,7 @@ nothing of it is left on the broker or running.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from mqkit.classroom import ClassBroker, Classroom, Limits, parse_roster
 from mqkit.classroom.cards import INSTRUCTOR_CSV, card_path, read_card, unit_name
 from mqkit.classroom.limits import POLICY_NAME
 from mqkit.classroom.record import load_record
-from mqkit.exceptions import AuthenticationError, BrokerConnectionError
+from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError
 from mqkit.urls import parse_url
 from tests.helpers import mqtt_round_trip
 
@@ -38,9 +39,9 @@ ROSTER = "id,name\nann,Ann Lee\nbo,Bo Chen\ncy,Cy Diaz\n"
 LAB01 = Path(__file__).resolve().parents[2] / "labs" / "solutions" / "01-connection-channel.ipynb"
 
 
-def mqkit(*args: str) -> subprocess.CompletedProcess[str]:
+def mqkit(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """The `mqkit` command as an instructor runs it: a process of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")} | variables
     return subprocess.run([sys.executable, "-m", "mqkit", *args], env=env, text=True,
                           capture_output=True, timeout=120, check=False)
 
@@ -208,6 +209,11 @@ def test_list_shows_who_is_connected(room, broker):
         assert any(line.startswith("cy ") and line.endswith("yes (1)")
                    for line in out.splitlines())
         assert "3 students, 1 connected, 3 Mosquittos running" in out
+        as_json = mqkit("classroom", "list", str(room.folder), "--json", "--admin-url",
+                        broker.admin.api.address.url())
+        rows_json = {row["id"]: row for row in json.loads(as_json.stdout)}
+        assert rows_json["cy"]["connections"] == 1
+        assert rows_json["ann"]["is_connected"] is False
     finally:
         connection.close()
     assert room.status(None)[0].connections is None  # without a broker: unknown, not "no"
@@ -238,6 +244,24 @@ def test_rerun_with_a_longer_roster_adds_only_the_new_student(room, broker):
                   "--admin-url", broker.admin.api.address.url())
     assert again.returncode == 0, again.stderr
     assert "added 0, kept 4" in again.stdout
+
+
+def test_a_classroom_keeps_its_settings_and_its_broker(room, broker):
+    roster = parse_roster(ROSTER)
+    with pytest.raises(ConfigError, match="created with other settings: --prefix 'other-'"):
+        room.create(roster, broker, prefix="other-")
+    elsewhere = dataclasses.replace(broker, management=dataclasses.replace(
+        broker.management, host="localhost"))
+    with pytest.raises(ConfigError, match=re.escape(f"lives on the broker {broker.key}, not on http://localhost")):
+        room.status(elsewhere)
+    # A new public host rewrites every card, and nothing else changes.
+    before = _card(room, "ann")
+    room.create(roster, broker, public_host="localhost")
+    moved = _card(room, "ann")
+    assert moved["MQKIT_AMQP_URL"] == before["MQKIT_AMQP_URL"].replace("127.0.0.1", "localhost")
+    assert moved["MQKIT_MQTT_URL"] == before["MQKIT_MQTT_URL"].replace("127.0.0.1", "localhost")
+    room.create(roster, broker, public_host="127.0.0.1")
+    assert _card(room, "ann") == before
 
 
 def test_remove_deletes_everything_of_a_student(room, broker):
@@ -295,6 +319,25 @@ def test_a_bad_roster_creates_nothing(broker, tmp_path):
     assert "line 6: the name is empty" in error
     assert "Hint:" in error
     assert not out.exists()
+    assert not [v for v in broker.admin.vhosts() if v["name"].startswith(prefix)]
+
+
+def test_create_refuses_a_student_url_and_a_missing_mosquitto_before_anything(room, broker,
+                                                                           tmp_path):
+    roster = tmp_path / "ROSTER.csv"
+    roster.write_text("id,name\nzoe,Zoe Li\n")
+    prefix = f"t{uuid.uuid4().hex[:6]}-"
+    student = mqkit("classroom", "create", str(roster), "--out", str(tmp_path / "a"),
+                    "--prefix", prefix, "--admin-url", _card(room, "ann")["MQKIT_MANAGEMENT_URL"])
+    assert student.returncode == 1
+    assert "has the tags ['management']; a classroom needs an administrator" in student.stderr
+    missing = mqkit("classroom", "create", str(roster), "--out", str(tmp_path / "b"),
+                    "--prefix", prefix, "--admin-url", broker.admin.api.address.url(),
+                    MQKIT_MOSQUITTO_BINARY="/nonexistent/mosquitto")
+    assert missing.returncode == 1
+    assert "runs a Mosquitto per student, and it cannot run here" in missing.stderr
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
     assert not [v for v in broker.admin.vhosts() if v["name"].startswith(prefix)]
 
 
