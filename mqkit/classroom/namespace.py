@@ -45,4 +45,4 @@ def remove(admin: Admin, vhost: str, user: str) -> None:
         MQKitError: a step failed; the others were still tried.
     """
     admin.delete_namespace(vhost, user, reason="removed from the classroom by the instructor")
-    log.info("removed vhost %s and user %s", vhost, user)
+    log.debug("removed vhost %s and user %s", vhost, user)
