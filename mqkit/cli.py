@@ -243,7 +243,7 @@ def _print_class(rows: list[Any]) -> None:
         return
     width = max(len(row.id) for row in rows)
     name_width = min(30, max(len(row.name) for row in rows))
-    print(f"{'id':<{width}}  {'name':<{name_width}}  {'mosquitto':<12}  {'vhost':<8}  "
+    print(f"{'id':<{width}}  {'name':<{name_width}}  {'mosquitto':<12}  {'vhost':<10}  "
           "connected")
     for row in rows:
         mosquitto = f"{'up' if row.is_mosquitto_running else 'DOWN'} :{row.mqtt_port}"
@@ -253,7 +253,7 @@ def _print_class(rows: list[Any]) -> None:
         connected = ("?" if row.connections is None
                      else f"yes ({row.connections})" if row.connections else "no")
         print(f"{row.id:<{width}}  {row.name[:name_width]:<{name_width}}  {mosquitto:<12}  "
-              f"{vhost:<8}  {connected}")
+              f"{vhost:<10}  {connected}")
     print(f"{len(rows)} students, {sum(bool(r.is_connected) for r in rows)} connected, "
           f"{sum(r.is_mosquitto_running for r in rows)} Mosquittos running")
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import signal
 import stat
 import subprocess
@@ -29,7 +30,7 @@ from mqkit.classroom import ClassBroker, Classroom, Limits, parse_roster
 from mqkit.classroom.cards import INSTRUCTOR_CSV, card_path, read_card, unit_name
 from mqkit.classroom.limits import POLICY_NAME
 from mqkit.classroom.record import load_record
-from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError
+from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError, MQKitError
 from mqkit.urls import parse_url
 from tests.helpers import mqtt_round_trip
 
@@ -304,6 +305,28 @@ def test_up_restarts_a_killed_mosquitto_with_the_same_card(room):
     assert mqtt_round_trip(bo, "bo/back", b"again") == b"again"
 
 
+def test_the_systemd_unit_s_commands_stop_and_start_the_whole_class(room):
+    unit = (room.folder / unit_name(room.folder)).read_text()
+    command = {line.split("=", 1)[0]: shlex.split(line.split("=", 1)[1])
+               for line in unit.splitlines() if line.startswith(("ExecStart=", "ExecStop="))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+    ids = sorted(room.record().students)
+    pids = [_mosquitto_pid(room, s) for s in ids]
+    stop = subprocess.run(command["ExecStop"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stdout.startswith(f"stopped {len(ids)} Mosquittos")
+    assert not [pid for pid in pids if _pid_alive(pid)]
+    assert not any(row.is_mosquitto_running for row in room.status(None))
+    start = subprocess.run(command["ExecStart"], env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert start.returncode == 0, start.stderr
+    assert start.stdout.startswith(f"started {len(ids)}, already running 0")
+    assert all(row.is_mosquitto_running for row in room.status(None))
+    ann = parse_url(_card(room, "ann")["MQKIT_MQTT_URL"], ("mqtt",))
+    assert mqtt_round_trip(ann, "ann/after-boot", b"up") == b"up"
+
+
 def test_a_bad_roster_creates_nothing(broker, tmp_path):
     roster = tmp_path / "ROSTER.csv"
     roster.write_text("id,name\nann,Ann Lee\nAnn,Ann Again\nbad id!,X\n,Nobody\nzed,\n")
@@ -339,6 +362,33 @@ def test_create_refuses_a_student_url_and_a_missing_mosquitto_before_anything(ro
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b").exists()
     assert not [v for v in broker.admin.vhosts() if v["name"].startswith(prefix)]
+
+
+def test_a_create_that_failed_half_way_is_finished_by_the_next(broker, tmp_path):
+    broken = tmp_path / "mosquitto"  # installed, but it cannot run
+    broken.write_text("#!/bin/sh\necho 'mosquitto: broken install' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    prefix = f"t{uuid.uuid4().hex[:6]}-"
+    roster = parse_roster("id,name\nmo,Mo Ng\nni,Ni Ou\n")
+    first = Classroom(tmp_path / "room", mosquitto_binary=str(broken))
+    with pytest.raises(MQKitError, match="2 of 2 students could not be set up") as failed:
+        first.create(roster, broker, prefix=prefix)
+    assert "run the same create again" in str(failed.value)
+    assert [row.is_ready for row in first.status(broker)] == [False, False]
+    assert not list((tmp_path / "room").glob("*.env"))
+    passwords = {s.id: s.password for s in first.record().students.values()}
+    again = Classroom(tmp_path / "room")
+    try:
+        report = again.create(roster, broker)
+        assert sorted(report.repaired) == ["mo", "ni"]
+        assert report.added == []
+        assert {s.id: s.password for s in again.record().students.values()} == passwords
+        card = _card(again, "ni")
+        clients.amqp_connection(card["MQKIT_AMQP_URL"]).close()
+        ni = parse_url(card["MQKIT_MQTT_URL"], ("mqtt",))
+        assert mqtt_round_trip(ni, "ni/finally", b"ok") == b"ok"
+    finally:
+        _remove_all(again, broker, prefix)
 
 
 def test_limits_and_caps_really_apply(broker, tmp_path):
