@@ -163,7 +163,7 @@ def test_builtin_checks_are_registered_per_lab() -> None:
     assert {"00.brokers-reachable", "02.durable-queue", "03.all-acked"} <= set(ids)
     assert all(c.id.startswith(c.lab + ".") for c in all_checks())
     assert [c.id for c in checks_for_lab("02")] == [
-        "02.durable-queue", "02.quorum-queue", "02.survives-restart"]
+        "02.durable-queue", "02.quorum-cases", "02.quorum-queue", "02.survives-restart"]
     with pytest.raises(KeyError, match="known"):
         get_check("nope")
 
@@ -197,12 +197,13 @@ def test_extra_checks_in_both_forms_stay_out_of_the_registry() -> None:
 def test_lab_checks_takes_a_file_or_loaded_checks() -> None:
     checks, hidden = lab_checks("02", load_extra_checks(EXTRA))
     assert [c.id for c in checks] == ["02.durable-queue", "02.hidden-orders-once",
-                                      "02.quorum-queue", "02.survives-restart"]
+                                      "02.quorum-cases", "02.quorum-queue",
+                                      "02.survives-restart"]
     assert hidden == {"02.hidden-orders-once"}
     from_file, _ = lab_checks("02", EXTRA)
     assert [c.id for c in from_file] == [c.id for c in checks]
     assert [c.id for c in lab_checks("03", str(EXTRA))[0]] == [
-        "03.all-acked", "03.hidden-tasks-durable"]
+        "03.all-acked", "03.hidden-tasks-durable", "03.no-loss-on-crash"]
 
 
 def _write(folder: Path, text: str) -> Path:
