@@ -148,8 +148,11 @@ class Gradebook:
 def student_of(path: Path, lab: str | None = None) -> str:
     """The student a notebook belongs to.
 
-    The notebook's metadata ``mqkit.student`` wins; otherwise the file name, without a
-    trailing lab number (``alice.ipynb`` and ``alice-02.ipynb`` are both ``alice``).
+    The notebook's metadata ``mqkit.student`` wins; otherwise the file name. Either way the
+    name is lower-cased (``Alice.ipynb`` and ``alice.ipynb`` are one student) and a trailing
+    lab number is dropped, the same way for every lab: a ``-``, ``_``, ``.`` or space, an
+    optional ``lab``, then the number with or without its leading zero (``alice-02``,
+    ``alice_2``, ``Alice Lab02`` are all ``alice`` in lab 02; without a lab, any two digits).
     """
     try:
         metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
@@ -159,12 +162,13 @@ def student_of(path: Path, lab: str | None = None) -> str:
     if named:
         return _clean_name(named)
     stem = path.name.removesuffix(".ipynb")
-    suffix = rf"[-_]{re.escape(lab)}$" if lab else r"[-_]\d\d$"
-    return _clean_name(re.sub(suffix, "", stem) or stem)
+    number = rf"0?{int(lab)}" if lab and lab.isdigit() else r"\d\d"
+    stripped = re.sub(rf"[-_. ](lab)?{number}$", "", stem, flags=re.IGNORECASE)
+    return _clean_name(stripped or stem)
 
 
 def _clean_name(text: str) -> str:
-    return re.sub(r"[^\w.@-]+", "_", text).strip("_")[:64] or "unknown"
+    return re.sub(r"[^\w.@-]+", "_", text).strip("_")[:64].lower() or "unknown"
 
 
 def collect(lab: str, paths: Iterable[str | Path]) -> list[Submission]:

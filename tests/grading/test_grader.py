@@ -275,3 +275,11 @@ def test_student_identity(tmp_path):
     assert student_of(named) == "carol"
     with pytest.raises(ValueError, match="Two submissions for student 'alice'"):
         collect("02", [tmp_path / "alice.ipynb", tmp_path / "alice-02.ipynb"])
+    # One rule for every lab, and case does not tell students apart.
+    for name in ("Alice.ipynb", "alice_2.ipynb", "ALICE lab02.ipynb", "alice.lab2.ipynb"):
+        assert student_of(tmp_path / name, "02") == "alice", name
+    assert student_of(tmp_path / "dan-11.ipynb", "11") == "dan"
+    assert student_of(tmp_path / "dan-11.ipynb", "02") == "dan-11"
+    submissions.nbformat.write(nb, tmp_path / "Alice.ipynb")
+    with pytest.raises(ValueError, match="Two submissions for student 'alice'"):
+        collect("02", [tmp_path / "Alice.ipynb", tmp_path / "alice.ipynb"])
