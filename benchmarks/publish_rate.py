@@ -1,4 +1,4 @@
-"""Publisher model vs raw pika ``basic_publish``: messages per second (goal: >= 0.9x).
+"""Publisher model vs raw pika ``basic_publish``: messages per second (goal: >= 0.95x).
 
 Starts its own brokers through mqkit (process backend, temporary state directory). Run::
 
@@ -7,6 +7,7 @@ Starts its own brokers through mqkit (process backend, temporary state directory
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -18,6 +19,8 @@ except ModuleNotFoundError:
     from _support import arguments, median, own_brokers, report  # type: ignore[no-redef]
 from mqkit import clients
 from mqkit.widgets import PublisherModel
+
+GOAL = 0.95
 
 
 def raw_rate(channel, queue: str, n: int, properties) -> float:
@@ -46,8 +49,8 @@ def added_cost(model: PublisherModel, queue: str, n: int = 100_000) -> float:
         def basic_publish(self, *args) -> None:
             pass
 
-    channel = model._channel
-    real, channel._raw = channel._raw, NoOpChannel()
+    hot = model._channel._hot  # what NotebookChannel.basic_publish calls per message
+    real, hot.publish = hot.publish, NoOpChannel().basic_publish
     try:
         body = b"x" * 64
         start = time.perf_counter()
@@ -60,7 +63,7 @@ def added_cost(model: PublisherModel, queue: str, n: int = 100_000) -> float:
             noop.basic_publish("", queue, body, None, False)
         bare = time.perf_counter() - start
     finally:
-        channel._raw = real
+        hot.publish = real
     return (with_model - bare) / n * 1e6
 
 
@@ -91,12 +94,15 @@ def main() -> None:
                     channel.queue_purge(queue)
             ratio = median(models) / median(raws)
             lines.append(f"| {label} | {median(raws):,.0f} | {median(models):,.0f} | "
-                         f"{ratio:.3f}x | >= 0.9x {'ok' if ratio >= 0.9 else 'MISSED'} |")
+                         f"{ratio:.3f}x | >= {GOAL}x {'ok' if ratio >= GOAL else 'MISSED'} |")
         per_message = 1e6 / median(raws)
         added = added_cost(model, queue)
         lines += ["", f"CPU the model adds per publish (pika swapped for a no-op): {added:.2f} us, "
                       f"against {per_message:.0f} us per raw publish here: a bound of "
-                      f"{per_message / (per_message + added):.2f}x when nothing else competes."]
+                      f"{per_message / (per_message + added):.2f}x when nothing else competes.",
+                  "", "Load average (1, 5, 15 min) at the end: "
+                      f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores; other "
+                      "sessions' test runs share the machine)."]
         model.close()
         channel.queue_delete(queue)
         raw.close()

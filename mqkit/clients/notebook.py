@@ -95,6 +95,21 @@ def _keep_alive(owner_ref: weakref.ref[NotebookConnection], stop: threading.Even
             del owner
 
 
+class _Link:
+    """A connection's lock and generation (how often it was opened), in plain slots.
+
+    The wrappers below define ``__getattr__``, and CPython does not specialize attribute
+    loads on such classes: each ``self._x`` there is a full lookup. The publish hot path
+    reads this record instead.
+    """
+
+    __slots__ = ("generation", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.generation = 0
+
+
 class NotebookConnection:
     """A pika ``BlockingConnection`` that survives idle notebook cells and broker restarts.
 
@@ -132,9 +147,9 @@ class NotebookConnection:
         self.name = name or f"mqkit-{secrets.token_hex(3)}"
         self._url = resolve_amqp_url(endpoints_or_url)
         self._parameters = amqp_parameters(self._url, heartbeat=heartbeat, name=self.name)
-        self._lock = threading.RLock()
+        self._link = _Link()
+        self._lock = self._link.lock
         self._connection: pika.BlockingConnection | None = None
-        self._generation = 0
         self._is_closed_by_user = False
         self._stop = threading.Event()
         #: How many times the connection was re-opened after it died.
@@ -154,7 +169,7 @@ class NotebookConnection:
 
     def _connect(self) -> None:
         self._connection = open_blocking(self._parameters, self._url)
-        self._generation += 1
+        self._link.generation += 1
 
     def _ensure(self) -> pika.BlockingConnection:
         """The live connection, re-opened when it died (call with the lock held)."""
@@ -263,6 +278,22 @@ class NotebookConnection:
 _REPLAYED = ("basic_qos", "confirm_delivery")
 
 
+class _Hot:
+    """What :meth:`NotebookChannel.basic_publish` reads per message, in plain slots.
+
+    ``publish`` is the current pika channel's ``basic_publish``; it is valid while
+    ``generation`` equals the connection's (see :class:`_Link`).
+    """
+
+    __slots__ = ("generation", "link", "lock", "publish")
+
+    def __init__(self, link: _Link) -> None:
+        self.link = link
+        self.lock = link.lock
+        self.generation = -1
+        self.publish: Callable[..., None] | None = None
+
+
 class NotebookChannel:
     """A channel of a :class:`NotebookConnection`; re-opens itself after a reconnect.
 
@@ -275,9 +306,9 @@ class NotebookChannel:
         self._owner = owner
         self._number = channel_number
         self._raw: Any = None
-        self._generation = -1
         self._is_closed_by_user = False
         self._replay: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._hot = _Hot(owner._link)
 
     def _ensure(self) -> Any:
         """The live pika channel (call with the owner's lock held)."""
@@ -285,14 +316,16 @@ class NotebookChannel:
         connection = owner._ensure()
         if self._is_closed_by_user:
             return self._raw  # pika itself reports use of a closed channel
-        if (self._raw is None or self._generation != owner._generation
-                or not self._raw.is_open):
+        hot = self._hot
+        if self._raw is None or hot.generation != hot.link.generation or not self._raw.is_open:
             if self._raw is not None:
                 log.info("re-opening a channel of %s", owner.name)
+            hot.generation = -1  # until the replay is done: a failed one is tried again
             self._raw = owner._call(connection.channel, self._number)
-            self._generation = owner._generation
             for method, args, kwargs in self._replay:
                 owner._call(getattr(self._raw, method), *args, **kwargs)
+            hot.publish = self._raw.basic_publish
+            hot.generation = hot.link.generation
         return self._raw
 
     @property
@@ -319,13 +352,16 @@ class NotebookChannel:
     def basic_publish(self, exchange: str, routing_key: str, body: bytes | str,
                       properties: Any = None, mandatory: bool = False) -> None:
         """Publish as pika's ``basic_publish`` does, under the lock (the hot path)."""
-        owner = self._owner
-        with owner._lock:
-            raw = self._raw
-            if raw is None or self._generation != owner._generation:
-                raw = self._ensure()
+        # Per message: one lookup through __getattr__'s slow path (self._hot), slots after
+        # it, and acquire/release, which cost half of a ``with`` block.
+        hot = self._hot
+        lock = hot.lock
+        lock.acquire()
+        try:
+            if hot.generation != hot.link.generation:
+                self._ensure()
             try:
-                raw.basic_publish(exchange, routing_key, body, properties, mandatory)
+                hot.publish(exchange, routing_key, body, properties, mandatory)  # type: ignore[misc]
             except Exception as exc:
                 # Imported here, not per call: this is the publish hot path.
                 import pika.exceptions as pe
@@ -334,12 +370,14 @@ class NotebookChannel:
                     # Raised before anything was sent, so publishing again cannot duplicate.
                     if self._is_closed_by_user:
                         raise
-                    owner._call(self._ensure().basic_publish, exchange, routing_key, body,
-                                properties, mandatory)
+                    self._owner._call(self._ensure().basic_publish, exchange, routing_key, body,
+                                      properties, mandatory)
                 elif isinstance(exc, connection_errors()):
-                    raise owner._lost(exc, "basic_publish") from None
+                    raise self._owner._lost(exc, "basic_publish") from None
                 else:
                     raise
+        finally:
+            lock.release()
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
         """Close the channel; it does not re-open afterwards."""

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 CONTENT_TYPES = ("text/plain", "application/json")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class PublishResult:
-    """What happened to one published message.
+    """What happened to one published message (a value: equal results may be one object).
 
     Attributes:
         ok: False when the broker returned it (unroutable) or nacked it.
@@ -106,11 +106,14 @@ class PublisherModel:
         self.connection = connection or clients.NotebookConnection(endpoints_or_url,
                                                                    name=name)
         self._channel = self.connection.channel()
+        # Bound once: looking a method up on a NotebookChannel is slow (it has __getattr__).
+        self._send = self._channel.basic_publish
         self._confirm_channel: clients.NotebookChannel | None = None
         self.published = 0
         self.key = key
         self._is_replaced = False
         self._last_properties: tuple[tuple[Any, ...], Any] | None = None
+        self._last_sent = PublishResult(True, "", "")
         if key is not None:
             clients.register(key, self)
 
@@ -156,26 +159,33 @@ class PublisherModel:
             body = json.dumps(body)
             content_type = content_type or "application/json"
         if properties is None and (headers or persistent or content_type):
-            properties = self._properties(headers, persistent, content_type)
+            last = self._last_properties
+            if last is None or last[0] != (headers, persistent, content_type):
+                last = self._properties(headers, persistent, content_type)
+            properties = last[1]
         if not (mandatory if confirm is None else confirm):
-            self._channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+            self._send(exchange, routing_key, body, properties, mandatory)
             self.published += 1
-            return PublishResult(True, exchange, routing_key)
+            # Results are values: the last one serves again while the address is the same
+            # (making one costs as much as the rest of this method).
+            result = self._last_sent
+            if result.routing_key != routing_key or result.exchange != exchange:
+                result = self._last_sent = PublishResult(True, exchange, routing_key)
+            return result
         return self._publish_confirmed(exchange, routing_key, body, properties, mandatory)
 
     def _properties(self, headers: dict[str, Any] | None, persistent: bool,
-                    content_type: str | None) -> Any:
-        # Reused while they stay the same: building BasicProperties per message would cost
-        # a tenth of the publish rate.
-        wanted = (headers, persistent, content_type)
-        if self._last_properties is None or self._last_properties[0] != wanted:
-            import pika
+                    content_type: str | None) -> tuple[tuple[Any, ...], Any]:
+        # Reused while they stay the same (publish compares them): building BasicProperties
+        # per message would cost a tenth of the publish rate. The headers are copied, so a
+        # dict changed in place after a publish is seen as new.
+        import pika
 
-            self._last_properties = ((dict(headers) if headers else None, persistent,
-                                      content_type), pika.BasicProperties(
-                headers=dict(headers) if headers else None, content_type=content_type,
-                delivery_mode=pika.DeliveryMode.Persistent if persistent else None))
-        return self._last_properties[1]
+        self._last_properties = ((dict(headers) if headers else None, persistent,
+                                  content_type), pika.BasicProperties(
+            headers=dict(headers) if headers else None, content_type=content_type,
+            delivery_mode=pika.DeliveryMode.Persistent if persistent else None))
+        return self._last_properties
 
     def _publish_confirmed(self, exchange: str, routing_key: str, body: Any,
                            properties: Any, mandatory: bool) -> PublishResult:
