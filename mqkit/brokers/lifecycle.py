@@ -22,7 +22,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 
 from mqkit.brokers.base import Availability, Backend, BrokerStatus, check_broker_name
-from mqkit.brokers.ports import choose_ports
+from mqkit.brokers.ports import choose_ports, is_listening
 from mqkit.brokers.progress import report
 from mqkit.brokers.readiness import probe_address, wait_until_ready
 from mqkit.brokers.specs import LOOPBACK, MOSQUITTO, RABBITMQ, USERNAME, BrokerSpec, new_password
@@ -303,9 +303,12 @@ class ManagedBackend(Backend):
         for spec in sorted(specs, key=lambda s: len(s.probes)):
             for port in spec.probes:
                 address = self.address(state, port)
+                is_open = (lambda a=address: is_listening(a.port, a.host, timeout=0.5)
+                           ) if port in spec.watched else None
                 wait_until_ready(
                     lambda a=address: probe_address(a), what=spec.title, backend=self.name,
                     timeout=max(0.1, deadline - time.monotonic()),
                     exited=lambda s=spec: self.exit_reason(s, state),
-                    logs=lambda s=spec: self.broker_logs(s, state, 20))
+                    logs=lambda s=spec: self.broker_logs(s, state, 20),
+                    is_open=is_open)
             report(f"{spec.title} ready")

@@ -320,7 +320,7 @@ def _wait_listening(name: str, port: int, child: subprocess.Popen[bytes],
                 f"(exit code {child.poll()}).",
                 hint="Check that Erlang is installed (`epmd -help`)." if name == "epmd"
                 else "See `mqkit logs`.")
-        time.sleep(0.05)
+        time.sleep(0.005)  # epmd listens within milliseconds; RabbitMQ starts after it
 
 
 def _tail(path: Path, lines: int) -> str:
