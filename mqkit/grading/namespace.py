@@ -26,11 +26,22 @@ from types import TracebackType
 from mqkit.admin import Admin
 from mqkit.brokers.process import ProcessBackend
 from mqkit.brokers.specs import MOSQUITTO, new_password
+from mqkit.classroom.limits import Limits
+from mqkit.classroom.namespace import provision
 from mqkit.config import Settings
 from mqkit.endpoints import Endpoints
 from mqkit.urls import amqp_url, http_url
 
 log = logging.getLogger(__name__)
+
+#: What one submission may hold on the shared RabbitMQ: a vhost limit on connections and
+#: queues, and an operator policy (which the submission cannot lift) capping every queue.
+#: 50 queues x 4 MiB is 200 MiB per submission at most, so a few submissions graded at once
+#: stay far below RabbitMQ's memory watermark (40 % of RAM by default): one that floods the
+#: broker fills its own caps (the oldest messages are dropped) and never raises the
+#: node-wide memory alarm that would block every other submission.
+GRADING_LIMITS = Limits(max_connections=64, max_queues=50, max_length=10_000,
+                        max_length_bytes=4 * 1024 * 1024)
 
 #: Seconds a submission's Mosquitto gets to answer an authenticated CONNECT.
 MOSQUITTO_START_TIMEOUT = 10.0
@@ -101,7 +112,8 @@ class Namespace:
 
     @classmethod
     def create(cls, broker: Endpoints, label: str, *, with_mqtt: bool = True,
-               mosquitto_binary: str = "mosquitto") -> Namespace:
+               mosquitto_binary: str = "mosquitto",
+               limits: Limits = GRADING_LIMITS) -> Namespace:
         """Create a fresh vhost and user on ``broker``'s RabbitMQ (and start a Mosquitto).
 
         Args:
@@ -111,14 +123,15 @@ class Namespace:
             with_mqtt: start an own Mosquitto; without it the submission gets the
                 instructor's MQTT URL (for labs that do not use MQTT).
             mosquitto_binary: the Mosquitto executable.
+            limits: the vhost limits and queue caps of the submission.
         """
         admin = Admin(broker)
         name = f"grade-{_slug(label)}-{secrets.token_hex(4)}"
         password = new_password()
         space = cls(name, broker, admin)
         try:
-            admin.create_namespace(name, name, password,
-                                   description=f"mqkit grading of {label}")
+            provision(admin, name, name, password, limits,
+                      description=f"mqkit grading of {label}")
             mqtt = broker.mqtt_url
             if with_mqtt:
                 space.mosquitto = SubmissionMosquitto.start(name, mosquitto_binary)

@@ -191,6 +191,10 @@ def run_notebook(path: Path, env: dict[str, str], *, cell_timeout: float = 60.0,
                       else subprocess.DEVNULL)
             stack.enter_context(client.setup_kernel(env=env, stdout=subprocess.DEVNULL,
                                                     stderr=stderr))
+            if confinement is not None and confinement.census is not None:
+                # Counted while the kernel still runs: what the notebook left running.
+                census = confinement.census
+                stack.callback(lambda: setattr(confinement, "leftovers", census()))
             for number, (index, cell) in enumerate(cells, start=1):
                 remaining = total_timeout - (time.monotonic() - start)
                 if remaining <= 1:

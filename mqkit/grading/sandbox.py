@@ -6,14 +6,19 @@ exhaust the machine. Sandboxes are chosen like the brokers' backends (``--sandbo
 
 * ``user`` — as root on Linux: the kernel runs as a dedicated unprivileged user per worker
   slot (``mqkit-grader-0``, ``-1``, …; two submissions graded at once never share a uid),
-  in a private mount namespace where ``/tmp``, ``/var/tmp``, ``/dev/shm`` and its home are
-  small tmpfs of its own, the grader's home and state directory are hidden, and the Python
-  environment and the project are mounted read-only. ``prlimit`` caps address space,
-  processes, CPU time and file size. It also has a network namespace of its own: its
-  loopback reaches nothing of the machine's, except its broker ports, which the grader
-  relays over Unix sockets (:mod:`mqkit.grading.relay`); the kernel's ZMQ sockets are Unix
-  sockets too. After the run every process of the uid is killed, daemons that called
-  ``setsid`` included, and the grader reports how many it found.
+  in mount, PID and network namespaces of its own:
+
+  - ``/tmp``, ``/var/tmp``, ``/dev/shm`` and its home are small tmpfs of its own, the
+    grader's home and state directory are hidden, and the Python environment and the
+    project are mounted read-only;
+  - when the kernel ends, every process it started ends with it (``setsid`` daemons too);
+  - its loopback reaches nothing of the machine's but its broker ports, which the grader
+    relays over Unix sockets (:mod:`mqkit.grading.relay`); its ZMQ sockets are Unix
+    sockets too;
+  - ``prlimit`` caps address space, processes, CPU time and file size.
+
+  What the notebook left running is counted before the kernel stops, and reported; a
+  sweep of the uid after the run is the second line of defence.
 * ``none`` — the kernel runs as the grader's own user (the behaviour before sandboxes); only
   when asked for by name, and the gradebook says so.
 * ``auto`` — ``user`` where it can run; otherwise it refuses, and the error says how to get
@@ -41,7 +46,7 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -89,6 +94,8 @@ class Confinement:
             namespace has no way to the grader's loopback).
         workdir: the kernel's working directory and home.
         leftovers: processes of the submission still running after its run, killed.
+        census: counts those processes while the kernel still runs (the runner calls it
+            after the last cell); ``None`` when the sandbox cannot tell.
     """
 
     sandbox: str
@@ -98,6 +105,7 @@ class Confinement:
     ipc: bool = False
     workdir: Path | None = None
     leftovers: int = 0
+    census: Callable[[], int] | None = None
 
 
 class Sandbox(ABC):
@@ -214,6 +222,15 @@ class UserSandbox(Sandbox):
         confinement = Confinement(self.name, self._wrapper(uid, gid, folder, home, ports),
                                   connection_dir=folder, owner=(uid, gid), ipc=True,
                                   workdir=home)
+
+        def census() -> int:
+            # Every live process of the slot's uid but the kernel (the one whose parent is
+            # not the uid's: the namespace's root-owned unshare) and the relay.
+            mine = set(processes_of(uid))
+            kernels = {pid for pid in mine if _parent(pid) not in mine}
+            return len(mine - kernels - {_host_pid(_relay_pid(folder), mine)})
+
+        confinement.census = census
         relay: OutsideRelay | None = None
         try:
             folder.mkdir(mode=0o700)
@@ -223,7 +240,10 @@ class UserSandbox(Sandbox):
             relay = OutsideRelay(folder, ports, (uid, gid))
             yield confinement
         finally:
-            confinement.leftovers = _sweep(uid, expected=_relay_pid(folder))
+            # The kernel's PID namespace ends with it, so nothing should be left to sweep;
+            # the sweep is the second line of defence.
+            swept = _sweep(uid, expected=_host_pid(_relay_pid(folder), processes_of(uid)))
+            confinement.leftovers = max(confinement.leftovers, swept)
             if relay is not None:
                 relay.close()
             shutil.rmtree(folder, ignore_errors=True)
@@ -237,9 +257,10 @@ class UserSandbox(Sandbox):
         """``unshare … sh -c 'mounts; relay; exec setpriv … prlimit …'``: the kernel follows.
 
         In the kernel's own mount namespace (nothing propagates back): the runtime paths
-        that sit inside a hidden one are first bound aside, the hidden paths become empty
-        tmpfs, the runtime paths come back read-only, ``/tmp``-like folders and the home
-        become small tmpfs, and ``/proc`` shows the uid only its own processes. In its own
+        that sit inside a covered one are first bound aside, the hidden paths become empty
+        tmpfs and the ``/tmp``-like folders small ones, the runtime paths come back
+        read-only, the home becomes a small tmpfs, and ``/proc`` shows the uid only its own
+        processes. In its own
         network namespace, loopback comes up and the relay listens on the broker ports.
         """
         limits = self.limits
@@ -247,12 +268,19 @@ class UserSandbox(Sandbox):
         drop = (f"setpriv --reuid={uid} --regid={gid} --clear-groups --no-new-privs "
                 "--inh-caps=-all --bounding-set=-all")
         steps = ["set -e", "ip link set lo up"]
-        inside = [path for path in self.exposed if _under_any(path, self.hidden)]
+        # What gets covered: the hidden paths (an empty tmpfs) and the /tmp-like folders (a
+        # small tmpfs of the kernel's own). A runtime path under a covered one (a project
+        # cloned into /tmp, a venv in the grader's home) is bound aside first and put back.
+        tmps = [Path(tmp) for tmp in ("/tmp", "/var/tmp", "/dev/shm") if Path(tmp).is_dir()]
+        covers = [*self.hidden, *(tmp for tmp in tmps if not _under_any(tmp, self.hidden))]
+        inside = [path for path in self.exposed if _under_any(path, covers)]
         for index, path in enumerate(inside):
             stage = folder / f".stage{index}"
             steps += [f"mkdir -p {q(str(stage))}", f"mount --bind {q(str(path))} {q(str(stage))}"]
         steps += [f"mount -t tmpfs -o size=1m,mode=0755 mqkit-hidden {q(str(path))}"
                   for path in self.hidden]
+        steps += [f"mount -t tmpfs -o size={limits.tmp_bytes},mode=1777 mqkit-tmp {q(str(tmp))}"
+                  for tmp in tmps]
         for index, path in enumerate(inside):
             stage = folder / f".stage{index}"
             steps += [f"mkdir -p {q(str(path))}", f"mount --move {q(str(stage))} {q(str(path))}"]
@@ -260,10 +288,10 @@ class UserSandbox(Sandbox):
             if path not in inside:
                 steps.append(f"mount --bind {q(str(path))} {q(str(path))}")
             steps.append(f"mount -o remount,bind,ro {q(str(path))}")
-        for tmp in ("/tmp", "/var/tmp", "/dev/shm"):
-            if Path(tmp).is_dir():
-                steps.append(f"mount -t tmpfs -o size={limits.tmp_bytes},mode=1777 "
-                             f"mqkit-tmp {tmp}")
+        # A hidden path inside a runtime path (a state directory in the project) came back
+        # with it: cover it again.
+        steps += [f"mount -t tmpfs -o size=1m,mode=0755 mqkit-hidden {q(str(path))}"
+                  for path in self.hidden if _under_any(path, self.exposed)]
         steps += ["mount -t proc -o hidepid=2 proc /proc",
                   f"mount -t tmpfs -o size={limits.home_bytes},mode=0700,uid={uid},gid={gid} "
                   f"mqkit-home {q(str(home))}",
@@ -274,7 +302,8 @@ class UserSandbox(Sandbox):
                   f"prlimit --as={limits.memory_bytes} --nproc={limits.processes} "
                   f"--cpu={limits.cpu_seconds} --fsize={limits.file_bytes} --core=0 -- "
                   '"$@"']
-        return ["unshare", "--mount", "--net", "--propagation", "private", "--", "sh", "-c",
+        return ["unshare", "--mount", "--net", "--pid", "--kill-child", "--propagation",
+                "private", "--", "sh", "-c",
                 "; ".join(steps), "mqkit-sandbox"]
 
     def close(self) -> None:
@@ -354,6 +383,30 @@ def processes_of(uid: int) -> list[int]:
         except (OSError, ValueError):
             continue  # the process ended while we looked
     return found
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _host_pid(inner: int | None, candidates: Iterable[int]) -> int | None:
+    """Our pid of the candidate whose pid inside its own PID namespace is ``inner``."""
+    if inner is None:
+        return None
+    for pid in candidates:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("NSpid:") and int(line.split()[-1]) == inner:
+                    return pid
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _relay_pid(folder: Path) -> int | None:

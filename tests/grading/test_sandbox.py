@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,23 @@ print("caps hit")
 """
 
 
+FLOOD = """\
+import pika, mqkit
+endpoints = mqkit.start_brokers()
+flood = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+channel = flood.channel()
+channel.confirm_delivery()
+channel.queue_declare(queue="lab01.flood", durable=True)
+block = b"x" * 1024 ** 2
+for _ in range(512):   # bounded: 512 MiB
+    channel.basic_publish(exchange="", routing_key="lab01.flood", body=block)
+kept = channel.queue_declare(queue="lab01.flood", passive=True).method.message_count
+if kept > 8:
+    raise RuntimeError(f"LEAK: the queue holds {kept} MiB")
+print("capped at", kept, "MiB")
+"""
+
+
 def _ports(ports: list[int]) -> str:
     return f"""\
 import socket
@@ -211,21 +230,59 @@ def graded(brokers, canary, listener, tmp_path_factory):
         "ports": _ports([listener, 5432, 6379, 4222]),
         "writer": _writer(secret),
         "snooper": _snoop(secret),
+        "flooder": FLOOD,
     }
     notebooks = {"honest": submissions.lab_notebook("01", solution=True)}
     notebooks |= {name: submissions.notebook(WORK, attack) for name, attack in hostile.items()}
     folder = tmp_path_factory.mktemp("sandbox")
     paths = submissions.write(folder / "in", "01", notebooks)
     before = _package_hashes()
-    gradebook = grade("01", paths, out=folder / "grades.csv", broker=brokers, workers=2,
-                      timeout=30, sandbox="user")
-    return {item.submission.student: item for item in gradebook.submissions}, before, marker
+    alarms = _watch_memory_alarm(brokers)
+    try:
+        gradebook = grade("01", paths, out=folder / "grades.csv", broker=brokers, workers=2,
+                          timeout=30, sandbox="user")
+    finally:
+        alarms.stop.set()
+        alarms.thread.join(10)
+    return Graded({item.submission.student: item for item in gradebook.submissions}, before,
+                  marker, alarms.seen)
+
+
+@dataclass
+class Graded:
+    """What the module's grading run gave and saw."""
+
+    items: dict
+    hashes: dict[str, str]
+    marker: str
+    alarms: list[bool]
+
+
+class _Watch:
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.seen: list[bool] = []
+        self.thread: threading.Thread
+
+
+def _watch_memory_alarm(brokers) -> _Watch:
+    """Read the node's memory alarm twice a second while the grading runs."""
+    watch = _Watch()
+    admin = Admin(brokers)
+
+    def poll() -> None:
+        while not watch.stop.wait(0.5):
+            watch.seen.append(any(node.get("mem_alarm") for node in admin.get("nodes")))
+
+    watch.thread = threading.Thread(target=poll, daemon=True)
+    watch.thread.start()
+    return watch
 
 
 def test_every_submission_gets_a_score_and_no_attack_got_anywhere(graded) -> None:
-    items, _, _ = graded
+    items = graded.items
     assert set(items) >= {"honest", "hunter", "tamper", "daemon", "forkbomb", "memory",
-                          "disk", "ports", "writer", "snooper"}
+                          "disk", "ports", "writer", "snooper", "flooder"}
     for name, item in items.items():
         assert item.sandbox == "user"
         assert "LEAK" not in item.run.reason, (name, item.run.reason)
@@ -233,13 +290,19 @@ def test_every_submission_gets_a_score_and_no_attack_got_anywhere(graded) -> Non
                                                       [r.line() for r in item.results])
 
 
+def test_a_flood_fills_its_own_caps_and_raises_no_memory_alarm(graded) -> None:
+    # The flooder's own check above passed (its queue stayed capped); the node's memory
+    # alarm, which would block every publisher on the broker, never went up meanwhile.
+    assert graded.alarms, "the memory alarm was never read"
+    assert not any(graded.alarms)
+
+
 def test_the_package_is_unchanged(graded) -> None:
-    _, before, _ = graded
-    assert _package_hashes() == before
+    assert _package_hashes() == graded.hashes
 
 
 def test_nothing_a_submission_started_is_left(graded) -> None:
-    items, _, _ = graded
+    items = graded.items
     import pwd
 
     uids = [entry.pw_uid for entry in pwd.getpwall()
@@ -255,13 +318,13 @@ def test_nothing_a_submission_started_is_left(graded) -> None:
 
 
 def test_the_canary_vhost_is_intact_and_the_machine_tmp_untouched(graded, brokers, canary):
-    _, _, marker = graded
+    marker = graded.marker
     assert canary in {vhost["name"] for vhost in Admin(brokers).vhosts()}
     assert not (Path("/tmp") / marker).exists()
 
 
 def test_an_honest_submission_scores_the_same_unsandboxed(graded, brokers, tmp_path) -> None:
-    items, _, _ = graded
+    items = graded.items
     path = submissions.write(tmp_path, "01", {"honest": submissions.lab_notebook("01", True)})
     alone = grade("01", path, broker=brokers, timeout=30, sandbox="none")
     (item,) = alone.submissions
