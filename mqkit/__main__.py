@@ -1,7 +1,5 @@
 """``python -m mqkit`` runs the command line."""
 
-import sys
+from mqkit.cli import run
 
-from mqkit.cli import main
-
-sys.exit(main())
+run()
