@@ -202,10 +202,10 @@ def _messages_left(endpoints: Endpoints, queue: str, published: int) -> int:
 
     The management API counts unacknowledged messages too (a passive declare does not), but
     its statistics lag (a new round every 5 s by default): only a round that counts the
-    check's own publishes tells whether their requests are gone. A count above 0 is read
-    again for :data:`STATS_ROUND` more seconds, in case that round caught a request in
-    flight. Without such a round within :data:`STATS_LAG` (statistics off, or a broker far
-    behind), the answer is 0: nothing could be seen.
+    check's own publishes tells whether their requests are gone, and the queue's length is
+    read until :data:`STATS_ROUND` seconds after it, the last reading counting. Without such
+    a round within :data:`STATS_LAG` (statistics off, or a broker far behind), the answer is
+    0: nothing could be seen.
     """
     deadline = time.monotonic() + STATS_LAG
     while True:
@@ -215,8 +215,12 @@ def _messages_left(endpoints: Endpoints, queue: str, published: int) -> int:
         if time.monotonic() > deadline:
             return 0
         time.sleep(0.25)
+    # The publish counter and the queue's length come from different statistics streams:
+    # the round that counted the publishes may show the queue as it was before them. Only
+    # the length read a full round later is sure to include them (and to have seen an
+    # answered request acked): read to the end of it, never stopping early at 0.
     deadline = time.monotonic() + STATS_ROUND
-    while messages and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         time.sleep(0.25)
         messages = _queue_stats(endpoints, queue)[1]
     return messages or 0
