@@ -323,6 +323,45 @@ class Admin:
         """Delete an exchange."""
         self._delete(f"exchanges/{_q(vhost)}/{_q(name)}", missing_ok)
 
+    def declare_exchange(self, name: str, vhost: str = "/", exchange_type: str = "direct", *,
+                         durable: bool = True) -> None:
+        """Declare an exchange (idempotent for the same properties).
+
+        Raises:
+            ConfigError: the exchange exists with other properties, or a bad type.
+        """
+        self.request("PUT", f"exchanges/{_q(vhost)}/{_q(name)}",
+                     {"type": exchange_type, "durable": durable, "auto_delete": False,
+                      "internal": False, "arguments": {}})
+
+    def declare_queue(self, name: str, vhost: str = "/", *, durable: bool = True,
+                      arguments: dict[str, Any] | None = None) -> None:
+        """Declare a queue (idempotent for the same properties and arguments).
+
+        Raises:
+            ConfigError: the queue exists with other properties or arguments.
+        """
+        self.request("PUT", f"queues/{_q(vhost)}/{_q(name)}",
+                     {"durable": durable, "auto_delete": False, "arguments": arguments or {}})
+
+    def bind_queue(self, queue: str, exchange: str, vhost: str = "/",
+                   routing_key: str = "") -> None:
+        """Bind ``queue`` to ``exchange`` with ``routing_key`` (binding twice is harmless)."""
+        self.request("POST", f"bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(queue)}",
+                     {"routing_key": routing_key, "arguments": {}})
+
+    def take_messages(self, queue: str, vhost: str = "/", count: int = 100) -> list[dict[str, Any]]:
+        """Take up to ``count`` messages off ``queue`` for good (acknowledged, not requeued).
+
+        Each is the management API's message object: ``payload`` (text, or base64 when
+        ``payload_encoding`` says so), ``properties`` (``user_id``, ``timestamp``, ...),
+        ``routing_key``, ``redelivered``.
+        """
+        return self.request(  # type: ignore[no-any-return]
+            "POST", f"queues/{_q(vhost)}/{_q(queue)}/get",
+            {"count": count, "ackmode": "ack_requeue_false", "encoding": "auto",
+             "truncate": 65536})
+
     def _delete(self, path: str, missing_ok: bool) -> None:
         try:
             self.request("DELETE", path)

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,23 @@ def _classroom_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     down = actions.add_parser("down", help="stop the students' Mosquittos (data, ports and "
                               "passwords stay)")
     down.add_argument("dir", metavar="DIR")
+    progress = actions.add_parser(
+        "progress", help="the live progress board: students x a lab's checks",
+        description="Show students x checks, passed or not yet, and each student's last "
+        "activity. Fed by the students' self-checks (their cards send the verdicts) and by "
+        "the lab's read-only checks run on each namespace. Refreshes every --interval "
+        "seconds until Ctrl-C; --once prints it once.")
+    progress.add_argument("dir", metavar="DIR")
+    broker_options(progress)
+    progress.add_argument("--lab", default=None, metavar="NN",
+                          help="columns are this lab's checks (default: every check seen)")
+    progress.add_argument("--csv", default=None, metavar="FILE",
+                          help="also write the grid as CSV (rewritten at every refresh)")
+    progress.add_argument("--once", action="store_true", help="refresh once, print, exit")
+    progress.add_argument("--interval", type=float, default=10.0, metavar="S",
+                          help="seconds between refreshes (default 10)")
+    progress.add_argument("--no-probe", action="store_true",
+                          help="only the self-checks' verdicts; run no check on the namespaces")
 
 
 def _classroom(args: argparse.Namespace) -> int:
@@ -195,11 +213,38 @@ def _classroom(args: argparse.Namespace) -> int:
         for student_id, reason in sorted(report.failed.items()):
             print(f"  {student_id}: {reason}", file=sys.stderr)
         return 1 if report.failed else 0
+    elif args.action == "progress":
+        return _classroom_progress(args, classroom)
     elif args.action == "down":
         stopped = classroom.down()
         print(f"stopped {len(stopped)} Mosquittos" + (f": {', '.join(stopped)}" if stopped
                                                        else ""))
     return 0
+
+
+def _classroom_progress(args: argparse.Namespace, classroom: Any) -> int:
+    from mqkit import classroom as room
+    from mqkit.classroom.progress import ProgressBoard
+
+    classroom.record()  # no classroom at all is the error to show
+    board = ProgressBoard(classroom, room.connect(args.admin_url), args.lab,
+                          probe=not args.no_probe)
+    interval = max(1.0, args.interval)
+    try:
+        while True:
+            board.refresh()
+            if args.csv:
+                Path(args.csv).write_text(board.to_csv())
+            stamp = time.strftime("%H:%M:%S")
+            if args.once:
+                print(board.table())
+                return 0
+            # Redrawn in place, like `watch`: the board is meant for a projector.
+            print(f"\033[H\033[J{classroom.folder.name} — lab {args.lab or 'all'} — {stamp} "
+                  f"(every {interval:g} s, Ctrl-C to stop)\n\n{board.table()}", flush=True)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _classroom_create(args: argparse.Namespace, classroom: Any) -> int:

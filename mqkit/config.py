@@ -47,6 +47,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MQKIT_MQTT_URL", "", "external Mosquitto, e.g. mqtt://user:pass@host:1883"),
     Variable("MQKIT_MANAGEMENT_URL", "",
              "external RabbitMQ management API, e.g. http://user:pass@host:15672"),
+    Variable("MQKIT_CLASSROOM_URL", "",
+             "a student's card: the classroom broker's progress vhost, e.g. "
+             "amqp://student-ann:pass@host:5672/student%3Aprogress; self-checks publish "
+             "their verdicts there for the instructor's progress board"),
     Variable("MQKIT_RABBITMQ_IMAGE", DEFAULT_RABBITMQ_IMAGE, "Docker image for RabbitMQ"),
     Variable("MQKIT_MOSQUITTO_IMAGE", DEFAULT_MOSQUITTO_IMAGE, "Docker image for Mosquitto"),
     Variable("MQKIT_DOCKER_NETWORK", "bridge",
@@ -88,6 +92,7 @@ class Settings:
     amqp_url: str = ""
     mqtt_url: str = ""
     management_url: str = ""
+    classroom_url: str = ""
     rabbitmq_image: str = DEFAULT_RABBITMQ_IMAGE
     mosquitto_image: str = DEFAULT_MOSQUITTO_IMAGE
     docker_network: str = "bridge"

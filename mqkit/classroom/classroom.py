@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mqkit.brokers.specs import LOOPBACK, new_password
-from mqkit.classroom import namespace
+from mqkit.classroom import namespace, progress
 from mqkit.classroom.broker import ClassBroker
 from mqkit.classroom.cards import (
     card_path,
@@ -284,7 +284,10 @@ class Classroom:
             else:
                 report.kept.append(kept.id)
         report.added = [s.id for s in new]
+        progress.provision_board(broker.admin, record)
         failures = self._run(tasks, record, workers)
+        progress.grant_board(broker.admin, record,
+                             [s for s in record.students.values() if s.ready])
         for student in record.students.values():
             if student.ready:
                 write_card(self.folder, record, student)
@@ -334,6 +337,10 @@ class Classroom:
             removed.append(student.id)
             log.info("removed %s (%s)", student.id, student.name)
         write_instructor_csv(self.folder, record)
+        if not record.students and not failures:
+            # The last student gone: the board's vhost (and its verdicts) go too.
+            broker.admin.delete_vhost(record.progress_vhost)
+            (self.folder / progress.STATE_FILE).unlink(missing_ok=True)
         if failures:
             raise _failed("removed", failures, len(found),
                           hint="They stay in the classroom; run the same remove again.")

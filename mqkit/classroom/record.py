@@ -86,8 +86,20 @@ class ClassroomRecord:
         wanted = student_id.lower()
         return next((s for key, s in self.students.items() if key.lower() == wanted), None)
 
+    @property
+    def progress_vhost(self) -> str:
+        """The progress board's vhost: the prefix without its separator, then ``:progress``.
+
+        A student id cannot hold ``:``, so this is never a student's vhost.
+        """
+        return f"{self.prefix.rstrip('-_.') or 'mqkit'}:progress"
+
     def urls(self, student: StudentRecord) -> dict[str, str]:
-        """The student's card: ``MQKIT_AMQP_URL``, ``MQKIT_MQTT_URL``, ``MQKIT_MANAGEMENT_URL``."""
+        """The student's card: the ``MQKIT_*`` URLs of their namespace.
+
+        ``MQKIT_AMQP_URL``, ``MQKIT_MQTT_URL`` and ``MQKIT_MANAGEMENT_URL``, and
+        ``MQKIT_CLASSROOM_URL``, where self-checks send their verdicts.
+        """
         host, user = self.public_host, student.user
         return {
             "MQKIT_AMQP_URL": BrokerAddress("amqp", host, self.amqp_port, user,
@@ -97,6 +109,8 @@ class ClassroomRecord:
             "MQKIT_MANAGEMENT_URL": BrokerAddress(self.management_scheme, host,
                                                   self.management_port, user,
                                                   student.password).url(),
+            "MQKIT_CLASSROOM_URL": BrokerAddress("amqp", host, self.amqp_port, user,
+                                                 student.password, self.progress_vhost).url(),
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -102,7 +102,8 @@ def _settle(read: Callable[[], T], is_done: Callable[[T], bool]) -> T:
               'this notebook?',
              'Run the first code cell, the one that calls mqkit.start_brokers(); '
               '`mqkit doctor` in a terminal tells what is missing when it fails.',
-             'endpoints = mqkit.start_brokers()'))
+             'endpoints = mqkit.start_brokers()'),
+       read_only=True)
 def brokers_reachable(endpoints: Endpoints) -> str:
     """RabbitMQ accepts the AMQP URL's credentials; the management API and Mosquitto answer."""
     from mqkit.brokers.readiness import probe_amqp_url, probe_management, probe_mqtt
@@ -131,7 +132,7 @@ def brokers_reachable(endpoints: Endpoints) -> str:
               "channel.queue_declare(queue='lab01.hello', durable=True); "
               "channel.basic_publish(exchange='', routing_key='lab01.hello', "
               "body='Hello'); connection.close()"),
-       params={"queue": "lab01.hello"})
+       params={"queue": "lab01.hello"}, read_only=True)
 def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> str:
     """The queue exists and holds at least ``at_least`` ready messages."""
     state = _settle(lambda: queue_state(endpoints, queue),
@@ -153,7 +154,7 @@ def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> s
               'properties are fixed when it is first declared: delete it first if it '
               'exists without it).',
              "channel.queue_declare(queue='lab02.orders', durable=True)"),
-       params={"queue": "lab02.orders"})
+       params={"queue": "lab02.orders"}, read_only=True)
 @check("02.quorum-queue", "a quorum queue",
        hint=('A quorum queue is a different queue type, chosen when the queue is '
               'declared: where do queue arguments go?',
@@ -161,7 +162,7 @@ def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> s
               'are always durable, so declare it durable too.',
              "channel.queue_declare(queue='lab02.quorum', durable=True, "
               "arguments={'x-queue-type': 'quorum'})"),
-       params={"queue": "lab02.quorum", "queue_type": "quorum"})
+       params={"queue": "lab02.quorum", "queue_type": "quorum"}, read_only=True)
 def durable_queue(endpoints: Endpoints, queue: str, queue_type: str | None = None) -> str:
     """The queue exists, is durable, not exclusive, and (optionally) of ``queue_type``."""
     if queue_state(endpoints, queue) is None:
@@ -247,7 +248,7 @@ def quorum_cases(endpoints: Endpoints, persistent_queue: str, transient_queue: s
               'each message by its delivery tag, before the channel closes.',
              'ch.basic_ack(delivery_tag=method.delivery_tag)  # in the callback, '
               'with auto_ack=False'),
-       points=2, params={"queue": "lab03.tasks"})
+       points=2, params={"queue": "lab03.tasks"}, read_only=True)
 def all_acked(endpoints: Endpoints, queue: str) -> str:
     """The queue exists, no message waits in it, and no consumer holds one unacknowledged."""
     state = _settle(lambda: queue_state(endpoints, queue),

@@ -161,7 +161,7 @@ def _text(payload: bytes) -> str:
              'Publish the message with the retain flag set (QoS 1 so it surely '
               'arrives).',
              'client.publish(topic, payload, qos=1, retain=True)'),
-       params={"topic": "lab10/config/greeting", "payload": "Hello, MQTT!"})
+       params={"topic": "lab10/config/greeting", "payload": "Hello, MQTT!"}, read_only=True)
 def retained_message(endpoints: Endpoints, topic: str, payload: str | None = None) -> str:
     """``topic`` has a retained message (with ``payload``, when given)."""
     found = _retained(endpoints, topic)

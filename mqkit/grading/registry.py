@@ -213,6 +213,10 @@ class Check:
         points: points for the grader (keyword only, as are the fields after it).
         visible: ``False`` for hidden checks that only the grader runs.
         params: default keyword arguments for ``func`` (queue names of the lab).
+        read_only: the check only looks: it takes none of the student's messages, leaves
+            none behind and changes nothing they declared (its probes use temporary queues
+            and clients of its own). Only such checks may run on a student's namespace
+            while the student works (the classroom's progress board).
 
     Raises:
         ConfigError: the id is not of the form ``NN.name``.
@@ -228,6 +232,7 @@ class Check:
     points: int = 1
     visible: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not CHECK_ID.fullmatch(self.id):
@@ -298,7 +303,11 @@ class Check:
             # worker to test it) and prove nothing (the kernel is the submission's).
             return CheckResult(self.id, Status.DEFERRED, "the grader runs this check after "
                                "this cell", "", 0, self.points, title=self.title)
-        return self.run(endpoints, hint_level=hint, **params)
+        result = self.run(endpoints, hint_level=hint, **params)
+        from mqkit.grading.progress import report_verdict
+
+        report_verdict(result)  # to the classroom's board, when a card names one
+        return result
 
 
 def _describe(exc: Exception) -> str:
@@ -337,8 +346,8 @@ def register(check: Check) -> Check:
 
 
 def check(check_id: str, title: str, hint: str | tuple[str, ...], *, points: int = 1,
-          visible: bool = True,
-          params: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+          visible: bool = True, params: Mapping[str, Any] | None = None,
+          read_only: bool = False) -> Callable[[F], F]:
     """Register a :class:`Check` of the decorated function; the function stays as it was.
 
     Decorators stack, so one reusable function can back several checks, and the decorator
@@ -352,6 +361,7 @@ def check(check_id: str, title: str, hint: str | tuple[str, ...], *, points: int
         points: points for the grader.
         visible: ``False`` for hidden checks that only the grader runs.
         params: default keyword arguments for the function.
+        read_only: the check only looks (see :attr:`Check.read_only`).
 
     Returns:
         A decorator that registers the check (see :func:`register`) and returns the function.
@@ -371,7 +381,7 @@ def check(check_id: str, title: str, hint: str | tuple[str, ...], *, points: int
 
     def decorate(func: F) -> F:
         register(Check(check_id, title, hint, func, points=points, visible=visible,
-                       params=dict(params or {})))
+                       params=dict(params or {}), read_only=read_only))
         return func
 
     return decorate

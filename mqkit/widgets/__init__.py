@@ -13,6 +13,7 @@ Example:
 """
 
 from mqkit.widgets.broker_panel import BrokerPanel, BrokerPanelModel
+from mqkit.widgets.class_progress import ClassProgress
 from mqkit.widgets.inbox import InboxModel, Message, QueueInbox
 from mqkit.widgets.mqtt_inbox import MQTTInbox, MQTTInboxModel, MQTTMessage
 from mqkit.widgets.mqtt_publisher import MQTTPublisher, MQTTPublisherModel, MQTTPublishResult
@@ -24,6 +25,7 @@ from mqkit.widgets.topology import TopologyModel, TopologyView, topology_svg
 __all__ = [
     "BrokerPanel",
     "BrokerPanelModel",
+    "ClassProgress",
     "InboxModel",
     "MQTTInbox",
     "MQTTInboxModel",

@@ -77,7 +77,8 @@ def _remove_all(classroom: Classroom, broker: ClassBroker, prefix: str) -> None:
                 if (classroom.folder / "mosquitto" / s / "process" / "state.json").exists()]
         classroom.remove(list(record.students), broker)
     admin = broker.admin
-    assert not [v["name"] for v in admin.vhosts() if v["name"].startswith(prefix)]
+    assert not [v["name"] for v in admin.vhosts()
+                if v["name"].startswith((prefix, prefix.rstrip("-") + ":"))]
     assert not [u["name"] for u in admin.users() if u["name"].startswith(prefix)]
     assert not [pid for pid in pids if _pid_alive(pid)]
 
@@ -107,7 +108,8 @@ def test_create_writes_private_cards_a_csv_and_a_unit(room):
         text = card.read_text()
         assert text.startswith("# mqkit connection card of ")
         assert sorted(read_card(card)) == ["MQKIT_AMQP_URL", "MQKIT_BACKEND",
-                                           "MQKIT_MANAGEMENT_URL", "MQKIT_MQTT_URL"]
+                                           "MQKIT_CLASSROOM_URL", "MQKIT_MANAGEMENT_URL",
+                                           "MQKIT_MQTT_URL"]
         assert read_card(card)["MQKIT_BACKEND"] == "external"
     rows = (folder / INSTRUCTOR_CSV).read_text().splitlines()
     assert rows[0].startswith("id,name,vhost,user,amqp_url,mqtt_url,management_url")
@@ -143,7 +145,9 @@ def test_amqp_card_works_on_its_vhost_and_is_refused_on_another(room):
         connection.close()
     # The management API, in both directions: each sees its own vhost and nothing else.
     ann_admin, bo_admin = Admin(ann["MQKIT_MANAGEMENT_URL"]), Admin(bo["MQKIT_MANAGEMENT_URL"])
-    assert [v["name"] for v in ann_admin.vhosts()] == [ann_address.vhost]
+    # Besides their own vhost, only the progress board's, where they may publish verdicts.
+    assert sorted(v["name"] for v in ann_admin.vhosts()) == sorted(
+        [ann_address.vhost, room.record().progress_vhost])
     assert [q["name"] for q in ann_admin.queues(ann_address.vhost)] == ["my_queue"]
     with pytest.raises(AuthenticationError):
         ann_admin.queues(bo_vhost)
