@@ -9,13 +9,17 @@
 #   and see an unacknowledged message delivered again;
 # - fetch single messages with `basic_get`;
 # - share work between two consumers with `basic_qos(prefetch_count=1)` (fair dispatch);
+# - let urgent messages overtake with a priority queue (`x-max-priority`, `priority`), and
+#   see why a prefetch larger than 1 blurs the order;
 # - find and fix a worker that silently loses jobs when it dies.
 #
-# **Estimated time:** 30 minutes.
+# **Estimated time:** 45 minutes.
 
 # %%
 import threading
 import time
+
+import pika
 
 import mqkit
 from mqkit.grading import self_check
@@ -30,7 +34,7 @@ channel.confirm_delivery()
 
 # Start clean: remove the queues a previous run of this lab left behind.
 for name in ("my_queue", "lab03.tasks", "lab03.work", "lab03.live", "lab03.jobs",
-             "lab03.done"):
+             "lab03.done", "lab03.priority", "lab03.support"):
     channel.queue_delete(queue=name)
 
 # %% [markdown]
@@ -54,14 +58,14 @@ channel.basic_publish(exchange='', routing_key='my_queue', body='Hello, world!')
 
 # %%
 def callback(ch, method, properties, body):
-    print(f"Received {body}")
+    print("Received message:", body)
 
 
 channel.basic_consume(queue='my_queue', on_message_callback=callback, auto_ack=True)
 connection.call_later(1, channel.stop_consuming)
 channel.start_consuming()
 # Expected output:
-# Received b'Hello, world!'
+# Received message: b'Hello, world!'
 
 # %% [markdown]
 # With `auto_ack=True` the broker forgets a message as soon as it has sent it: if the
@@ -249,6 +253,158 @@ print("prefetch 1: ", run_workers(prefetch_count=1))
 # prefetch 1:  {'A': ['1'], 'B': ['2', '3', '4', '5', '6']}
 
 # %% [markdown]
+# ## Priority queues: urgent messages first
+#
+# A queue delivers in arrival order. A **priority queue** delivers the message with the
+# highest priority first, and keeps arrival order among messages of equal priority. A queue
+# becomes one when it is *declared* with the argument `x-max-priority` (the highest priority
+# it distinguishes; RabbitMQ advises at most 10); each message then carries its priority in
+# its properties: `pika.BasicProperties(priority=...)`.
+#
+# Five messages wait in `lab03.priority` before anyone consumes: the consumer gets the
+# highest priority first. A message without a priority counts as priority 0.
+
+# %%
+channel.queue_declare(queue='lab03.priority', durable=True, arguments={'x-max-priority': 10})
+for body, priority in [('low 1', 1), ('high 1', 9), ('none', None), ('medium', 5),
+                       ('high 2', 9)]:
+    channel.basic_publish(exchange='', routing_key='lab03.priority', body=body,
+                          properties=pika.BasicProperties(priority=priority))
+
+reader = connection.channel()
+for method, properties, body in reader.consume(queue='lab03.priority', auto_ack=True,
+                                               inactivity_timeout=0.5):
+    if method is None:
+        break
+    print(body.decode(), "priority", properties.priority)
+reader.close()
+# Expected output:
+# high 1 priority 9
+# high 2 priority 9
+# medium priority 5
+# low 1 priority 1
+# none priority None
+
+# %% [markdown]
+# ### Why a prefetch larger than 1 blurs the order
+#
+# The broker can only reorder what is still *in the queue*. Whatever it has already sent to a
+# consumer — up to `prefetch_count` unacknowledged messages — sits in the consumer's buffer
+# and is worked off in the order it came. So an urgent message that arrives while the
+# consumer is busy waits behind everything that consumer has already taken.
+#
+# A printer works through five reports (priority 1). While it prints the first one, an
+# URGENT job (priority 9) arrives. Who is printed when, for prefetch 1, 3 and no limit (0)?
+
+# %%
+def printer(prefetch_count):
+    """Five reports wait; an URGENT job arrives during the first; return the print order."""
+    for number in range(1, 6):
+        channel.basic_publish(exchange='', routing_key='lab03.priority', body=f'report {number}',
+                              properties=pika.BasicProperties(priority=1))
+    busy = connection.channel()
+    if prefetch_count:
+        busy.basic_qos(prefetch_count=prefetch_count)
+    printed = []
+    for method, properties, body in busy.consume(queue='lab03.priority', inactivity_timeout=0.5):
+        if method is None:
+            break
+        if not printed:  # the printer is busy with its first job
+            channel.basic_publish(exchange='', routing_key='lab03.priority', body='URGENT',
+                                  properties=pika.BasicProperties(priority=9))
+        printed.append(body.decode())
+        busy.basic_ack(delivery_tag=method.delivery_tag)
+    busy.cancel()
+    busy.close()
+    return printed
+
+
+for prefetch_count in (1, 3, 0):
+    print(f"prefetch {prefetch_count}:", printer(prefetch_count))
+# Expected output:
+# prefetch 1: ['report 1', 'URGENT', 'report 2', 'report 3', 'report 4', 'report 5']
+# prefetch 3: ['report 1', 'report 2', 'report 3', 'URGENT', 'report 4', 'report 5']
+# prefetch 0: ['report 1', 'report 2', 'report 3', 'report 4', 'report 5', 'URGENT']
+
+# %% [markdown]
+# With prefetch 1 the printer held only the report it was printing, so the URGENT job was
+# next. With prefetch 3 it held three reports when the URGENT job came; with no limit it held
+# all five, and priority changed nothing. (Run on RabbitMQ 3.10.8, this order is the same
+# every time: the broker sends a consumer its prefetch as soon as it starts consuming.)
+# Priorities pay off with a small prefetch — the same `prefetch_count=1` that gave fair
+# dispatch above.
+#
+# ### Exercise: urgent tickets first
+#
+# A support desk puts its tickets in the durable queue `lab03.support`; agents take them one
+# at a time (prefetch 1). The desk wants **urgent** tickets answered first, then **normal**,
+# then **low**, and among equals the older ticket first. Today the queue is a plain one and
+# the tickets come out in arrival order.
+#
+# Change the next cell so that `lab03.support` is a priority queue and each ticket is
+# published with a priority that matches its level. The cell deletes the queue first, so you
+# can run it again after each change: a queue's arguments are fixed when it is declared, and
+# declaring an existing queue with other arguments fails with `406 PRECONDITION_FAILED`.
+
+# %%
+TICKETS = [('printer jammed', 'low'), ('invoice 17 wrong', 'normal'),
+           ('server down', 'urgent'), ('new mouse', 'low'), ('refund 42', 'normal'),
+           ('disk full', 'urgent')]
+
+channel.queue_delete(queue='lab03.support')
+### BEGIN SOLUTION
+channel.queue_declare(queue='lab03.support', durable=True, arguments={'x-max-priority': 3})
+LEVELS = {'low': 1, 'normal': 2, 'urgent': 3}
+# STUB: channel.queue_declare(queue='lab03.support', durable=True)
+### END SOLUTION
+for ticket, level in TICKETS:
+    ### BEGIN SOLUTION
+    channel.basic_publish(exchange='', routing_key='lab03.support', body=ticket,
+                          properties=pika.BasicProperties(priority=LEVELS[level]))
+    # STUB: channel.basic_publish(exchange='', routing_key='lab03.support', body=ticket)
+    ### END SOLUTION
+
+# %% [markdown]
+# The self-check looks at the queue on the broker: is it a priority queue, does it hold the
+# six tickets, and in which order would an agent get them? (It takes them without
+# acknowledging and lets them go back, so they stay in the queue.)
+
+# %%
+self_check("03.priority-order", endpoints)
+# Expected result (solution):
+# ✔ passed  03.priority-order: priority queue 'lab03.support' hands an agent the 6 tickets urgent, then normal, then low, the oldest first among equals
+# Expected result (student):
+# ✘ not yet  03.priority-order: queue 'lab03.support' is not a priority queue: it was declared without x-max-priority, so it delivers in arrival order Hint: A queue reorders messages only if it was declared to, and only by a number that each message carries: which queue argument and which message property are those? (more: hint=2)
+
+# %% [markdown]
+# An agent with prefetch 1 takes the tickets:
+
+# %%
+agent = connection.channel()
+agent.basic_qos(prefetch_count=1)
+for method, properties, body in agent.consume(queue='lab03.support', inactivity_timeout=0.5):
+    if method is None:
+        break
+    print("answering:", body.decode(), "- priority", properties.priority)
+    agent.basic_ack(delivery_tag=method.delivery_tag)
+agent.cancel()
+agent.close()
+# Expected output (solution):
+# answering: server down - priority 3
+# answering: disk full - priority 3
+# answering: invoice 17 wrong - priority 2
+# answering: refund 42 - priority 2
+# answering: printer jammed - priority 1
+# answering: new mouse - priority 1
+# Expected output (student):
+# answering: printer jammed - priority None
+# answering: invoice 17 wrong - priority None
+# answering: server down - priority None
+# answering: new mouse - priority None
+# answering: refund 42 - priority None
+# answering: disk full - priority None
+
+# %% [markdown]
 # ## Bug hunt: a worker that loses jobs
 #
 # A real worker runs on its own, in the background. Here it is a thread with a connection of
@@ -402,6 +558,8 @@ self_check("03.no-loss-on-crash", endpoints)
 # - `basic_get` fetches one message or nothing.
 # - Work queues share messages round robin; `basic_qos(prefetch_count=1)` gives fair
 #   dispatch to the workers that are free.
+# - A queue declared with `x-max-priority` delivers higher `priority` first (arrival order
+#   among equals); it can reorder only what it still holds, so keep the prefetch small.
 # - A worker that must not lose jobs acknowledges each one after its work (and its result)
 #   is done: whatever it held when it died goes back to the queue.
 #

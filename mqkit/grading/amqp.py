@@ -265,6 +265,91 @@ def all_acked(endpoints: Endpoints, queue: str) -> str:
     return f"queue {queue!r} is empty: every message was acknowledged"
 
 
+#: Lab 03's support tickets, oldest first, and their levels, most urgent first.
+SUPPORT_TICKETS = (("printer jammed", "low"), ("invoice 17 wrong", "normal"),
+                   ("server down", "urgent"), ("new mouse", "low"), ("refund 42", "normal"),
+                   ("disk full", "urgent"))
+SUPPORT_LEVELS = ("urgent", "normal", "low")
+#: Messages the priority check reads at most (a student may publish the tickets many times).
+_PRIORITY_PEEK = 50
+
+
+@check("03.priority-order", "urgent tickets first, from a priority queue",
+       hint=('A queue reorders messages only if it was declared to, and only by a number that '
+              'each message carries: which queue argument and which message property are '
+              'those?',
+             'Declare lab03.support with the queue argument x-max-priority (three levels are '
+              'enough), and publish each ticket with the priority property taken from its '
+              'level: urgent highest, low lowest, equal levels equal priorities.',
+             "channel.queue_declare(queue='lab03.support', durable=True, "
+              "arguments={'x-max-priority': 3}); "
+              "channel.basic_publish(exchange='', routing_key='lab03.support', body=ticket, "
+              "properties=pika.BasicProperties(priority={'low': 1, 'normal': 2, "
+              "'urgent': 3}[level]))"),
+       points=2,
+       params={"queue": "lab03.support", "tickets": SUPPORT_TICKETS, "levels": SUPPORT_LEVELS})
+def priority_order(endpoints: Endpoints, queue: str, tickets: tuple[tuple[str, str], ...],
+                   levels: tuple[str, ...]) -> str:
+    """A priority queue holds the tickets and hands them out most urgent level first.
+
+    ``tickets`` are (body, level) in publishing order and ``levels`` rank the levels, most
+    urgent first. The check takes what the queue holds with ``basic_get`` without acking (so
+    in the order a consumer would get it) and closes its connection, which puts every
+    message back where it was. It passes when the queue was declared with
+    ``x-max-priority``, holds exactly the tickets, hands them out by level (oldest first
+    among equals), and the order comes from the messages' own ``priority`` property: higher
+    for a more urgent level, equal for equal levels.
+    """
+    state = _settle(lambda: queue_state(endpoints, queue),
+                    lambda s: s is not None and (s.messages or 0) >= len(tickets))
+    if state is None:
+        raise NotYet(f"there is no queue {queue!r}")
+    if state.is_locked:
+        raise NotYet(f"queue {queue!r} is exclusive to another connection")
+    arguments = management_json(endpoints, _queue_path(endpoints, queue)).get("arguments")
+    maximum = arguments.get("x-max-priority") if isinstance(arguments, dict) else None
+    if not maximum:
+        raise NotYet(f"queue {queue!r} is not a priority queue: it was declared without "
+                     "x-max-priority, so it delivers in arrival order")
+    taken: list[tuple[str, int | None]] = []
+    with _channel(endpoints) as channel:
+        for _ in range(_PRIORITY_PEEK):
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            taken.append((body.decode(errors="replace"), properties.priority))
+    # Closing the check's connection puts the unacknowledged messages back, in order.
+    rank = {level: position for position, level in enumerate(levels)}
+    wanted = [body for body, level in sorted(tickets, key=lambda t: rank[t[1]])]
+    got = [body for body, _ in taken]
+    if sorted(got) != sorted(wanted):
+        raise NotYet(f"queue {queue!r} holds {_plural(len(got), 'message')}, not the "
+                     f"{len(wanted)} tickets once each: run the ticket cell again, it starts "
+                     "from an empty queue")
+    level_of, priority_of = dict(tickets), dict(taken)
+    for body in wanted:  # most urgent first, so a message names what matters most
+        if priority_of[body] is None:
+            raise NotYet(f"ticket {body!r} carries no priority: a queue orders messages only "
+                         "by the priority each one carries")
+    for first in wanted:
+        for second in wanted:
+            if (rank[level_of[first]] < rank[level_of[second]]
+                    and (priority_of[first] or 0) <= (priority_of[second] or 0)):
+                raise NotYet(f"the {level_of[first]} ticket {first!r} has priority "
+                             f"{priority_of[first]}, not higher than the {level_of[second]} "
+                             f"ticket {second!r} ({priority_of[second]})")
+            if level_of[first] == level_of[second] and priority_of[first] != priority_of[second]:
+                raise NotYet(f"the {level_of[first]} tickets {first!r} and {second!r} have "
+                             f"different priorities ({priority_of[first]}, "
+                             f"{priority_of[second]}): equal levels, equal priorities")
+    if got != wanted:
+        raise NotYet(f"an agent would get the tickets as {', '.join(map(repr, got))}: "
+                     f"x-max-priority is {maximum}, and a priority above it counts as "
+                     f"{maximum}")
+    return (f"priority queue {queue!r} hands an agent the {len(got)} tickets "
+            f"{', then '.join(levels)}, the oldest first among equals")
+
+
 #: Jobs the crash check publishes; at 50 ms a job the worker needs about 2 s for all of them.
 CRASH_JOBS = 40
 #: Results the crash check waits for before it kills the worker: it is working by then.

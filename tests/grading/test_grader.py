@@ -24,7 +24,7 @@ EXTRA = Path(__file__).with_name("extra_checks.py")
 SANDBOX = "user" if UserSandbox.unavailable_reason() is None else "none"
 CELL_TIMEOUT = 10
 
-# student -> ({check: points}, outcome); max points: lab 02 = 7, lab 03 = 5.
+# student -> ({check: points}, outcome); max points: lab 02 = 7, lab 03 = 7.
 # 02.quorum-cases: only the solution sets up the quorum cases of the restart experiment.
 EXPECTED_02 = {
     "broken": ({"02.durable-queue": 1, "02.hidden-orders-once": 1,
@@ -64,20 +64,21 @@ EXPECTED_02 = {
 EXPECTED_03 = {
     # 03.no-loss-on-crash runs right after its cell, while the notebook's worker lives: the
     # solution's worker loses nothing, the untouched student notebook's auto_ack draft does.
-    "broken": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
-               "errors"),
-    "correct": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 2},
-                "completed"),
-    "different": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
-                  "completed"),
-    "endless": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
-                "timed-out"),
-    "fake": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0, "03.no-loss-on-crash": 0},
-             "completed"),
-    "partial": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1, "03.no-loss-on-crash": 0},
-                "completed"),
-    "wrong": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0, "03.no-loss-on-crash": 0},
-              "completed"),
+    # 03.priority-order: the untouched student notebook's tickets wait in a plain queue.
+    "broken": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1,
+                "03.no-loss-on-crash": 0, "03.priority-order": 0}, "errors"),
+    "correct": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1,
+                 "03.no-loss-on-crash": 2, "03.priority-order": 2}, "completed"),
+    "different": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1,
+                   "03.no-loss-on-crash": 0, "03.priority-order": 0}, "completed"),
+    "endless": ({"03.all-acked": 2, "03.hidden-tasks-durable": 1,
+                 "03.no-loss-on-crash": 0, "03.priority-order": 0}, "timed-out"),
+    "fake": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0,
+              "03.no-loss-on-crash": 0, "03.priority-order": 0}, "completed"),
+    "partial": ({"03.all-acked": 0, "03.hidden-tasks-durable": 1,
+                 "03.no-loss-on-crash": 0, "03.priority-order": 0}, "completed"),
+    "wrong": ({"03.all-acked": 0, "03.hidden-tasks-durable": 0,
+               "03.no-loss-on-crash": 0, "03.priority-order": 0}, "completed"),
 }
 
 
@@ -129,7 +130,7 @@ def test_lab02_exact_scores(graded_02):
 def test_lab03_exact_scores(graded_03):
     gradebook, _, _ = graded_03
     assert scores(gradebook) == EXPECTED_03
-    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_03, 5)
+    assert {s: t[1] for s, t in gradebook.totals().items()} == dict.fromkeys(EXPECTED_03, 7)
 
 
 def test_lab02_quorum_cases_fail_for_what_is_missing(graded_02):

@@ -203,7 +203,7 @@ def test_lab_checks_takes_a_file_or_loaded_checks() -> None:
     from_file, _ = lab_checks("02", EXTRA)
     assert [c.id for c in from_file] == [c.id for c in checks]
     assert [c.id for c in lab_checks("03", str(EXTRA))[0]] == [
-        "03.all-acked", "03.hidden-tasks-durable", "03.no-loss-on-crash"]
+        "03.all-acked", "03.hidden-tasks-durable", "03.no-loss-on-crash", "03.priority-order"]
 
 
 def _write(folder: Path, text: str) -> Path:
