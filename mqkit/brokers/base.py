@@ -89,8 +89,10 @@ class Backend(ABC):
         from mqkit.exceptions import BackendUnavailable
 
         return BackendUnavailable(
-            f"The {self.name} backend cannot {action} brokers: mqkit does not run them.",
-            hint="Ask whoever runs the shared broker, or use the docker or process backend.")
+            f"Nothing was done: these brokers are shared ({self.name} backend), mqkit does "
+            f"not run them, and to {action} them is the instructor's job.",
+            hint="Read along: the lab says what would happen. To try it yourself, run the "
+                 "lab on brokers of your own (`mqkit up` on your machine).")
 
 
 def check_broker_name(broker: str, allow_all: bool = False) -> tuple[str, ...]:

@@ -480,3 +480,29 @@ def test_a_lab_runs_unchanged_with_a_card(room, tmp_path):
     assert verdicts
     assert all("passed" in text for text in verdicts), verdicts
     assert not (tmp_path / "state").exists()  # it used the card, never a broker of its own
+
+
+@pytest.mark.parametrize("lab", ["02-queues-durability", "09-guaranteed-delivery"])
+def test_restart_cells_read_along_on_a_shared_broker(room, lab, tmp_path):
+    """Labs 02 and 09 restart RabbitMQ; with a card that is the instructor's to do: the cell
+    says so, nothing restarts, and the lab goes on to pass every self-check."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    path = LAB01.parent / f"{lab}.ipynb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+    env.update(_card(room, "cy"))
+    env["MQKIT_STATE_DIR"] = str(tmp_path / "state")
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=180,
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
+               for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    texts = [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs]
+    said = [text for text in texts if "Nothing was done: these brokers are shared" in text]
+    assert len(said) == 1, texts
+    assert "the instructor's job" in said[0]
+    verdicts = [text for text in texts if re.search(r"[✔✘⚠] (passed|not yet|could)", text)]
+    assert verdicts
+    assert all("✔ passed" in text for text in verdicts), verdicts
