@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--requirement", default=None, metavar="SPEC",
                        help="with --release: the pip requirement on mqkit (default: this "
                             "version)")
+    build.add_argument("--format", default="notebooks", dest="layout",
+                       choices=("notebooks", "nbgrader", "otter"),
+                       help="notebooks (default): the labs' own notebooks; nbgrader: an "
+                            "nbgrader course in DIR; otter: Otter-Grader assignments in DIR")
+    build.add_argument("out", nargs="?", default=None, metavar="DIR",
+                       help="with --format nbgrader or otter: the folder to write")
+    build.add_argument("--checks", default=None, metavar="FILE",
+                       help="with --format nbgrader or otter: an extra-checks file, whose "
+                            "checks become hidden tests")
+    build.add_argument("--lab", action="append", default=None, metavar="NN",
+                       help="with --format nbgrader or otter: only this lab (repeatable)")
     grade = sub.add_parser("grade", help="grade submitted notebooks of a lab into a gradebook",
                            description="Run each submission headless in its own vhost, user "
                            "and Mosquitto, check the broker state it left, and write a CSV "
@@ -496,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "build-labs":
             from mqkit.authoring import build_labs, release
 
+            if args.layout != "notebooks":
+                return _build_graded(args)
             if args.release:
                 written = release(Path(args.labs), Path(args.release),
                                   requirement=args.requirement)
@@ -512,6 +525,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MQKitError as exc:
         print(f"mqkit: error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _build_graded(args: argparse.Namespace) -> int:
+    """``build-labs --format nbgrader|otter DIR``: a course or assignments from the sources."""
+    from mqkit.authoring import render_notebook, require_labs
+    from mqkit.grading.export import LabNotebooks
+
+    if not args.out:
+        print(f"mqkit: error: --format {args.layout} needs the folder to write (DIR)",
+              file=sys.stderr)
+        return 2
+    wanted = {f"{int(n):02d}" for n in args.lab or ()}
+    labs = []
+    for lab in require_labs(Path(args.labs)):
+        if wanted and lab.name[:2] not in wanted:
+            continue
+        text = lab.source.read_text(encoding="utf-8")
+        labs.append(LabNotebooks(
+            lab.name, render_notebook(text, "student", lab.name, with_outputs=False),
+            render_notebook(text, "solution", lab.name, with_outputs=False)))
+    if args.layout == "nbgrader":
+        from mqkit.grading.nbgrader_course import build_course
+    else:
+        from mqkit.grading.otter_assignment import build_course
+    written = build_course(Path(args.out), labs, args.checks)
+    print(f"{args.layout}: {len(labs)} labs, {len(written)} files in {args.out}")
     return 0
 
 

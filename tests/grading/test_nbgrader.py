@@ -1,0 +1,199 @@
+"""nbgrader grades the labs as `mqkit grade` does: a course from labs/_src, real tools, brokers.
+
+`mqkit build-labs --format nbgrader` writes the course; `nbgrader generate_assignment` releases
+it; four submissions per lab (solution, blank, partial, one that monkeypatches mqkit's checks
+in its kernel) go through `nbgrader autograde` in a namespace each, and through `mqkit grade`.
+Lab 03 is the AMQP lab (with a hidden check from the instructor's file), lab 10 the MQTT lab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mqkit import cli
+from mqkit.admin import Admin
+from mqkit.authoring import render_notebook
+from mqkit.grading.grader import grade
+from mqkit.grading.nbgrader_course import autograde
+from tests.grading.test_grader import SANDBOX
+
+pytest.importorskip("nbgrader", reason="nbgrader is in the test extra")
+
+LABS = Path(__file__).resolve().parents[2] / "labs"
+EXTRA = Path(__file__).with_name("extra_checks.py")
+NAMES = {"03": "03-publish-consume", "10": "10-mqtt"}
+STUDENTS = ("blank", "partial", "patcher", "solution")
+#: Exercises the partial submission solves: some that a check grades, not all of them.
+PARTIAL = {"03": 1, "10": 2}
+
+# A submission that makes every check pass inside its kernel, proves the patch works there,
+# and shows which broker credentials its kernel holds.
+PATCH = """\
+import os
+import mqkit.grading
+from mqkit.grading import CheckResult, Status, get_check
+from mqkit.grading.registry import Check
+
+def _always(self, endpoints, **params):
+    return CheckResult(self.id, Status.PASSED, "patched", "", self.points, self.points)
+
+Check.run = _always
+Check.assert_passed = _always
+Check.self_check = _always
+mqkit.grading.self_check = lambda check, endpoints, **params: _always(get_check(check), None)
+print("in-kernel verdict:", get_check("{check}").assert_passed(None).status)
+print("kernel variables:", sorted(k for k in os.environ if k.startswith("MQKIT_")))
+print("kernel AMQP user:", os.environ.get("MQKIT_AMQP_URL", "").split("//")[1].split(":")[0])
+"""
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ,
+           "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"]))}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def build(folder: Path, *extra: str) -> Path:
+    labs = [arg for number in NAMES for arg in ("--lab", number)]
+    assert cli.main(["build-labs", "--labs", str(LABS), "--format", "nbgrader", str(folder),
+                     *labs, *extra]) == 0
+    for number in NAMES:
+        nbgrader(folder, "generate_assignment", f"lab{number}")
+    return folder
+
+
+def student_notebook(number: str) -> dict:
+    source = (LABS / "_src" / f"{NAMES[number]}.py").read_text(encoding="utf-8")
+    return json.loads(render_notebook(source, "student", NAMES[number], with_outputs=False))
+
+
+def without_nbgrader(cell: dict) -> dict:
+    """A cell without what nbgrader adds: its metadata and LockCells' editable/deletable."""
+    metadata = {k: v for k, v in cell["metadata"].items()
+                if k not in ("nbgrader", "editable", "deletable")}
+    return {**cell, "metadata": metadata}
+
+
+def release(course: Path, number: str) -> dict:
+    path = course / "release" / f"lab{number}" / f"lab{number}.ipynb"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    return build(tmp_path_factory.mktemp("nbgrader"), "--checks", str(EXTRA))
+
+
+def test_release_is_the_student_notebook(tmp_path) -> None:
+    plain = build(tmp_path)
+    for number in NAMES:
+        released, student = release(plain, number), student_notebook(number)
+        assert released["metadata"] == student["metadata"]
+        assert [without_nbgrader(c) for c in released["cells"]] == student["cells"]
+        # The stub is mqkit's, which runs, never nbgrader's raise NotImplementedError().
+        assert "NotImplementedError" not in json.dumps(released)
+
+
+def test_hidden_checks_add_only_a_comment_cell(course) -> None:
+    released, student = release(course, "03"), student_notebook("03")
+    cells = [without_nbgrader(c) for c in released["cells"]]
+    assert cells[:len(student["cells"])] == student["cells"]
+    hidden = cells[len(student["cells"]):]
+    assert ["".join(c["source"]) for c in hidden] == [
+        "# Hidden tests: when your notebook is graded, more checks run here."]
+    # Neither the id nor the code of the instructor's check reaches the students.
+    assert "hidden-orders" not in json.dumps(released["cells"][-1]["source"])
+    assert "exactly_one_message" not in json.dumps(released)
+    source = (course / "source" / "lab03" / "lab03.ipynb").read_text(encoding="utf-8")
+    assert "exactly_one_message" in source
+
+
+def test_self_checks_are_graded_cells_with_the_checks_points(course) -> None:
+    source = json.loads((course / "source" / "lab10" / "lab10.ipynb").read_text())
+    graded = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
+              for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
+    assert graded == {"check-10-retained-message": 1, "check-10-wildcard-filters": 2}
+
+
+def submissions(course: Path, number: str) -> dict[str, nbformat.NotebookNode]:
+    """Solution, blank, partial (first exercises) and patcher, from the released notebook."""
+    blank = nbformat.read(course / "release" / f"lab{number}" / f"lab{number}.ipynb", 4)
+    answers = nbformat.read(course / "source" / f"lab{number}" / f"lab{number}.ipynb", 4)
+    exercises = [i for i, c in enumerate(blank.cells)
+                 if "exercise" in c.metadata.get("tags", [])]
+    assert len(exercises) >= 2
+
+    def solved(count: int) -> nbformat.NotebookNode:
+        notebook = nbformat.from_dict(json.loads(json.dumps(blank)))
+        for index in exercises[:count]:
+            notebook.cells[index].source = answers.cells[index].source
+        return notebook
+
+    patcher = solved(0)
+    first = f"{number}.all-acked" if number == "03" else f"{number}.retained-message"
+    patcher.cells.insert(0, nbformat.v4.new_code_cell(PATCH.replace("{check}", first),
+                                                      id="patch"))
+    return {"blank": blank, "partial": solved(PARTIAL[number]), "patcher": patcher,
+            "solution": solved(len(exercises))}
+
+
+@pytest.fixture(scope="module", params=sorted(NAMES))
+def graded(request, course, brokers, tmp_path_factory):
+    """(lab, nbgrader's totals, mqkit grade's totals, seconds) for one lab."""
+    import time
+
+    number = request.param
+    assignment = f"lab{number}"
+    inbox = tmp_path_factory.mktemp(f"mqkit-grade-{number}")
+    for student, notebook in submissions(course, number).items():
+        target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, target)
+        shutil.copy(target, inbox / f"{student}.ipynb")
+    start = time.monotonic()
+    scores = autograde(course, assignment, broker=brokers)
+    took = time.monotonic() - start
+    book = grade(number, sorted(inbox.glob("*.ipynb")), extra_checks=EXTRA, broker=brokers,
+                 sandbox=SANDBOX, timeout=60, workers=2)
+    ours = {s.student: (s.points, s.max_points) for s in scores}
+    return number, ours, book.totals(), took
+
+
+def test_nbgrader_totals_equal_mqkit_grade(graded) -> None:
+    _, nbgrader_totals, mqkit_totals, _ = graded
+    assert sorted(nbgrader_totals) == list(STUDENTS)
+    assert nbgrader_totals == {s: (float(p), float(m)) for s, (p, m) in mqkit_totals.items()}
+    full = mqkit_totals["solution"][1]
+    assert mqkit_totals["solution"][0] == full
+    assert mqkit_totals["blank"][0] < mqkit_totals["partial"][0] < full
+
+
+def test_monkeypatching_the_checks_gains_nothing(graded, course) -> None:
+    number, nbgrader_totals, _, _ = graded
+    assert nbgrader_totals["patcher"] == nbgrader_totals["blank"]
+    # The patch did work inside the kernel: a test calling the check there would have passed.
+    path = course / "autograded" / "patcher" / f"lab{number}" / f"lab{number}.ipynb"
+    printed = "".join(o.get("text", "") for o in nbformat.read(path, 4).cells[0].outputs)
+    assert "in-kernel verdict: passed" in printed
+
+
+def test_kernel_holds_only_its_namespace(graded, course, brokers) -> None:
+    number = graded[0]
+    path = course / "autograded" / "patcher" / f"lab{number}" / f"lab{number}.ipynb"
+    printed = "".join(o.get("text", "") for o in nbformat.read(path, 4).cells[0].outputs)
+    assert "kernel AMQP user: grade-patcher-" in printed
+    assert brokers.amqp.password not in path.read_text(encoding="utf-8")
+    # The namespaces are gone once nbgrader is done.
+    assert not [v["name"] for v in Admin(brokers).vhosts()
+                if v["name"].startswith(("grade-patcher-", "grade-solution-"))]
