@@ -65,3 +65,50 @@ def test_every_node_down_is_still_an_error(brokers, monkeypatch):
         mqkit.start_brokers()
     assert "port=1" in str(info.value)
     assert "port=2" in str(info.value)
+
+
+def test_a_notebook_connection_moves_to_the_next_node_when_its_node_goes(brokers,
+                                                                       broker_factory):
+    """Two nodes in the URL list; the one in use stops; the next use lands on the other."""
+    import time
+
+    from mqkit.admin import Admin
+
+    first = broker_factory("process")
+    first_endpoints = first.start()
+    url = f"{first_endpoints.amqp_url},{brokers.amqp_url}"
+    connection = mqkit.notebook_connection(url, name="failover-move")
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue="failover.move", exclusive=True)
+        names = [c.get("client_properties", {}).get("connection_name")
+                 for c in Admin(first_endpoints).connections()]
+        deadline = time.monotonic() + 15  # the management API lists it within a stats round
+        while "failover-move" not in names and time.monotonic() < deadline:
+            time.sleep(0.5)
+            names = [c.get("client_properties", {}).get("connection_name")
+                     for c in Admin(first_endpoints).connections()]
+        assert "failover-move" in names  # on the first node
+        first.stop()
+        deadline = time.monotonic() + 15  # the keep-alive sees the node close the connection
+        while connection.is_open and time.monotonic() < deadline:
+            time.sleep(0.2)
+        declared = channel.queue_declare(queue="failover.move", exclusive=True)
+        assert declared.method.message_count == 0
+        assert connection.reconnects == 1
+        channel.confirm_delivery()
+        channel.basic_publish("", "failover.move", b"on the second node")  # confirmed
+        method, _, body = channel.basic_get("failover.move", auto_ack=True)
+        assert method is not None
+        assert body == b"on the second node"
+        second = [c for c in Admin(brokers).connections()
+                  if c.get("client_properties", {}).get("connection_name") == "failover-move"]
+        deadline = time.monotonic() + 15
+        while not second and time.monotonic() < deadline:
+            time.sleep(0.5)
+            second = [c for c in Admin(brokers).connections()
+                      if c.get("client_properties", {}).get("connection_name") ==
+                      "failover-move"]
+        assert second  # now on the second node
+    finally:
+        connection.close()
