@@ -10,6 +10,7 @@ Example:
 import logging
 
 from mqkit.admin import Admin, cleanup
+from mqkit.brokers.ctl import rabbitmqctl_command
 from mqkit.brokers.launcher import (
     broker_status,
     doctor,
@@ -63,6 +64,7 @@ __all__ = [
     "kill_broker",
     "mqtt_client",
     "notebook_connection",
+    "rabbitmqctl_command",
     "register_worker",
     "restart_broker",
     "start_brokers",

@@ -7,9 +7,12 @@
 #   (`URLParameters`) or from parts (`ConnectionParameters`);
 # - use channels as lightweight connections inside one TCP connection, several at once;
 # - close channels and connections cleanly;
+# - find connections, channels, exchanges, bindings, queues, message rates and unacked
+#   counts in RabbitMQ's management UI, and spot a forgotten ack there and with
+#   `rabbitmqctl list_queues`;
 # - read what a wrong password or a wrong port gives you.
 #
-# **Estimated time:** 15 minutes.
+# **Estimated time:** 20 minutes.
 
 # %%
 import pika
@@ -89,6 +92,130 @@ print("connection still open:", connection.is_open)
 # other channel closed: True
 # first channel still open: True
 # connection still open: True
+
+# %% [markdown]
+# ## See them in the management UI
+#
+# RabbitMQ's *management plugin* serves a web UI (and the HTTP API behind it, which mqkit's
+# widgets and self-checks read). It shows the broker's side of everything in these labs:
+# connections, channels, exchanges, queues and their messages.
+#
+# Two ways to open it:
+#
+# - **In JupyterLab:** *File › New Launcher*, then the tile **RabbitMQ management**. It
+#   opens `/rabbitmq-management/` on your JupyterLab's own address in a new browser tab:
+#   JupyterLab (its `jupyter-server-proxy` extension) forwards it to the broker, wherever
+#   mqkit runs it. This also works on Binder.
+# - **Directly:** the management URL, printed below, when your browser runs on the same
+#   machine as the broker.
+#
+# Log in with the user below. The password is in `endpoints.management.password`: show it
+# in a cell of its own, copy it, and clear that output (*Edit › Clear Outputs*).
+
+# %%
+print("management UI:", endpoints.management.redacted())
+print("user:", endpoints.management.username)
+# Expected output:
+# management UI: http://mqkit:***@127.0.0.1:PORT
+# user: mqkit
+
+# %% [markdown]
+# Give the UI something to show: a connection with a name of its own (the
+# `connection_name` client property; the UI lists it under the connection's address) and
+# three channels on it.
+
+# %%
+tour_parameters = pika.URLParameters(endpoints.amqp_url)
+tour_parameters.client_properties = {"connection_name": "lab01-tour"}
+tour = pika.BlockingConnection(tour_parameters)
+tour_channels = [tour.channel() for _ in range(3)]
+print("lab01-tour open with channels", [c.channel_number for c in tour_channels])
+# Expected output:
+# lab01-tour open with channels [1, 2, 3]
+
+# %% [markdown]
+# Where to look (the UI refreshes its figures every few seconds):
+#
+# | tab | what it shows |
+# |---|---|
+# | **Overview** | totals for the whole broker: queued messages (*Ready*, *Unacked*, *Total*) and *message rates* (publish, deliver, ack per second) as charts |
+# | **Connections** | every client connection: `lab01-tour` under its address, its user, state and number of channels; click it for its channels |
+# | **Channels** | every channel, as `address (number)`: its prefetch, and how many deliveries it holds *unacked* |
+# | **Exchanges** | the exchanges of each vhost: the default one, shown as *(AMQP default)*, the `amq.*` ones and yours; click one for its bindings |
+# | **Queues** | every queue with its messages (*Ready*, *Unacked*, *Total*) and rates (*incoming*, *deliver / get*, *ack*); click one for its bindings, its consumers and *Get messages* |
+#
+# Find `lab01-tour` under *Connections* and its three channels under *Channels*.
+
+# %% [markdown]
+# ## Debugging with the UI: a forgotten ack
+#
+# A consumer that takes messages with `auto_ack=False` must acknowledge each one (lab 03).
+# One that forgets holds on to them: while its channel is open, the broker neither deletes
+# them nor hands them to another consumer, and a consumer that runs for days piles them
+# up. Here is such a consumer, on the queue `lab01.forgotten`:
+
+# %%
+forgetful = pika.BlockingConnection(parameters)
+forgetful_channel = forgetful.channel()
+forgetful_channel.queue_delete(queue="lab01.forgotten")  # start clean on a re-run
+forgetful_channel.queue_declare(queue="lab01.forgotten", durable=True)
+for number in (1, 2, 3):
+    forgetful_channel.basic_publish(exchange="", routing_key="lab01.forgotten",
+                                    body=f"job {number}")
+for method, properties, body in forgetful_channel.consume("lab01.forgotten",
+                                                          inactivity_timeout=1):
+    if method is None:
+        break
+    print("working on", body.decode())  # ... and no basic_ack
+requeued = forgetful_channel.cancel()  # stop consuming; the 3 deliveries stay unacked
+# Expected output:
+# working on job 1
+# working on job 2
+# working on job 3
+
+# %% [markdown]
+# In the UI, *Queues* shows `lab01.forgotten` with *Ready* 0 and *Unacked* 3, and
+# *Channels* shows the channel that holds them. A growing *Unacked* with a steady *ack*
+# rate of 0 is the signature of a forgotten ack.
+#
+# The same figures on the command line: `rabbitmqctl list_queues name messages_ready
+# messages_unacknowledged`, run where the broker runs. mqkit's broker is not the system's
+# RabbitMQ node: it has a node name, an Erlang port and a cookie of its own (or it runs in
+# a container), so the plain command would look for the wrong node.
+# `mqkit.rabbitmqctl_command` writes the command for it:
+
+# %%
+command = mqkit.rabbitmqctl_command("list_queues", "name", "messages_ready",
+                                    "messages_unacknowledged")
+print(command.shell)
+
+# %% [markdown]
+# Paste that line into a terminal (*File › New › Terminal*), or run it from here:
+
+# %%
+def lab01_queues():
+    for line in command.run().splitlines():
+        if line.startswith(("name", "lab01.")):
+            print(*line.split("\t"))
+
+
+lab01_queues()
+# Expected output:
+# name messages_ready messages_unacknowledged
+# lab01.forgotten 0 3
+
+# %% [markdown]
+# When the channel closes (the consumer stopped, or crashed), RabbitMQ puts its unacked
+# messages back: *Ready* again, for the next consumer, marked as redelivered. Nothing was
+# lost, but nothing was done either.
+
+# %%
+if forgetful_channel.is_open:
+    forgetful_channel.close()
+lab01_queues()
+# Expected output:
+# name messages_ready messages_unacknowledged
+# lab01.forgotten 3 0
 
 # %% [markdown]
 # ## Closing
@@ -207,6 +334,10 @@ self_check("01.own-connection", endpoints)
 # - Work happens on channels: many per connection, numbered, cheap; an error closes the
 #   channel, not the connection.
 # - Close what you open (or use `with`).
+# - The management UI (JupyterLab's *RabbitMQ management* tile) shows the broker's side:
+#   connections, channels, exchanges, queues; *Unacked* that only grows means a forgotten
+#   ack, and `rabbitmqctl list_queues name messages_ready messages_unacknowledged` says
+#   the same (`mqkit.rabbitmqctl_command` writes it for mqkit's broker).
 # - A wrong password gives `ProbableAuthenticationError`, a wrong port
 #   `AMQPConnectionError`; both are `AMQPConnectionError`s.
 #
