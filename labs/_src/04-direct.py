@@ -14,8 +14,9 @@
 #
 # **Estimated time:** 35 minutes.
 #
-# The lecture's example is a **stock market**: prices are published with the ticker as the
-# routing key, and each trader's queue receives the tickers it was bound to.
+# The lecture's example is a **stock market** with the stocks **Stock A** to **Stock E**: each
+# price is published with the stock's name as the routing key, and each queue receives the
+# stocks it was bound to.
 
 # %%
 import pika
@@ -32,7 +33,9 @@ channel = connection.channel()
 channel.confirm_delivery()
 
 # Start clean: remove what a previous run of this lab left behind.
-for name in ("lab04.AAPL", "lab04.MSFT", "lab04.GOOG", "lab04.portfolio", "lab04.unrouted"):
+STOCKS = ['Stock A', 'Stock B', 'Stock C', 'Stock D', 'Stock E']
+QUEUES = {stock: 'lab04.stock-' + stock[-1] for stock in STOCKS}  # 'Stock A': 'lab04.stock-A'
+for name in [*QUEUES.values(), "lab04.portfolio", "lab04.unrouted"]:
     channel.queue_delete(queue=name)
 channel.exchange_delete(exchange="lab04.stocks")
 
@@ -48,64 +51,87 @@ def drain(queue):
     return bodies
 
 # %% [markdown]
-# ## A queue per ticker
+# ## A queue per stock
 #
 # A **direct exchange** compares the message's routing key with each binding's key and
 # delivers the message to every queue whose key is equal. We declare the exchange, a durable
-# queue per ticker, and bind each queue with its ticker as the binding key.
+# queue per stock, and bind each queue with the stock's name as the binding key.
 
 # %%
 channel.exchange_declare(exchange='lab04.stocks', exchange_type='direct', durable=True)
-for ticker in ('AAPL', 'MSFT', 'GOOG'):
-    channel.queue_declare(queue=f'lab04.{ticker}', durable=True)
-    channel.queue_bind(queue=f'lab04.{ticker}', exchange='lab04.stocks', routing_key=ticker)
+for stock in STOCKS:
+    channel.queue_declare(queue=QUEUES[stock], durable=True)
+    channel.queue_bind(queue=QUEUES[stock], exchange='lab04.stocks', routing_key=stock)
 
 # %% [markdown]
-# Now the market publishes prices, with the ticker as the routing key:
+# Now the market publishes prices, with the stock's name as the routing key:
 
 # %%
-prices = [('AAPL', '189.50'), ('MSFT', '411.20'), ('AAPL', '190.10'), ('GOOG', '141.80')]
-for ticker, price in prices:
-    channel.basic_publish(exchange='lab04.stocks', routing_key=ticker,
-                          body=f'{ticker} {price}')
+prices = [('Stock A', '189.50'), ('Stock B', '411.20'), ('Stock A', '190.10'),
+          ('Stock C', '141.80'), ('Stock E', '57.30')]
+for stock, price in prices:
+    channel.basic_publish(exchange='lab04.stocks', routing_key=stock,
+                          body=f'{stock} {price}')
 
-for ticker in ('AAPL', 'MSFT', 'GOOG'):
-    print(f'lab04.{ticker}:', drain(f'lab04.{ticker}'))
+for stock in STOCKS:
+    print(f'{QUEUES[stock]}:', drain(QUEUES[stock]))
 # Expected output:
-# lab04.AAPL: ['AAPL 189.50', 'AAPL 190.10']
-# lab04.MSFT: ['MSFT 411.20']
-# lab04.GOOG: ['GOOG 141.80']
+# lab04.stock-A: ['Stock A 189.50', 'Stock A 190.10']
+# lab04.stock-B: ['Stock B 411.20']
+# lab04.stock-C: ['Stock C 141.80']
+# lab04.stock-D: []
+# lab04.stock-E: ['Stock E 57.30']
+
+# %% [markdown]
+# A trader who follows Stock A runs a consumer on its queue. This is the lecture's consumer,
+# callback and all; `call_later` stops it after one second so that the cell returns (lab 03).
+
+# %%
+channel.basic_publish(exchange='lab04.stocks', routing_key='Stock A', body='Stock A 190.40')
+
+
+def callback(ch, method, properties, body):
+    print("Received message:", body)
+
+
+channel.basic_consume(queue='lab04.stock-A', on_message_callback=callback, auto_ack=True)
+connection.call_later(1, channel.stop_consuming)
+channel.start_consuming()
+# Expected output:
+# Received message: b'Stock A 190.40'
 
 # %% [markdown]
 # ## Watch it live
 #
-# The inbox consumes the three ticker queues in the background; the publisher sends to the
-# exchange `lab04.stocks`. Change the routing key in the form (`MSFT`, `GOOG`, `TSLA`, `aapl`)
-# and publish: which queue gets it? A key nobody is bound to is reported as *not delivered*.
+# The inbox consumes the five stock queues in the background; the publisher sends to the
+# exchange `lab04.stocks`. Change the routing key in the form (`Stock B`, `Stock E`,
+# `Stock F`, `stock a`) and publish: which queue gets it? A key nobody is bound to is
+# reported as *not delivered*.
 
 # %%
 from mqkit.widgets import Publisher, QueueInbox, RoutingExplainer, TopologyView
 
-inbox = QueueInbox(['lab04.AAPL', 'lab04.MSFT', 'lab04.GOOG'], endpoints)
+inbox = QueueInbox(list(QUEUES.values()), endpoints)
 inbox
 
 # %%
-publisher = Publisher(endpoints, exchange='lab04.stocks', routing_key='AAPL', body='AAPL 191.00')
+publisher = Publisher(endpoints, exchange='lab04.stocks', routing_key='Stock A',
+                      body='Stock A 191.00')
 publisher
 
 # %% [markdown]
 # Code can publish too; the inbox counts what arrives (waiting at most five seconds):
 
 # %%
-for ticker in ('AAPL', 'GOOG', 'TSLA'):
-    print(publisher.model.publish(exchange='lab04.stocks', routing_key=ticker,
-                                  body=f'{ticker} 100.00', mandatory=True))
+for stock in ('Stock A', 'Stock C', 'Stock F'):
+    print(publisher.model.publish(exchange='lab04.stocks', routing_key=stock,
+                                  body=f'{stock} 100.00', mandatory=True))
 inbox.model.wait_for(2, timeout=5)
 print("the inbox received", inbox.model.count, "messages")
 # Expected output:
-# published to exchange 'lab04.stocks', routing key 'AAPL' (confirmed by the broker)
-# published to exchange 'lab04.stocks', routing key 'GOOG' (confirmed by the broker)
-# NOT DELIVERED to exchange 'lab04.stocks', routing key 'TSLA': unroutable: no queue is bound with a matching key, so the broker returned it (mandatory)
+# published to exchange 'lab04.stocks', routing key 'Stock A' (confirmed by the broker)
+# published to exchange 'lab04.stocks', routing key 'Stock C' (confirmed by the broker)
+# NOT DELIVERED to exchange 'lab04.stocks', routing key 'Stock F': unroutable: no queue is bound with a matching key, so the broker returned it (mandatory)
 # the inbox received 2 messages
 
 # %% [markdown]
@@ -119,10 +145,11 @@ TopologyView(endpoints, prefix="lab04.")
 # ## Why did it go there? The routing explainer
 #
 # The explainer reads the exchange's bindings from the broker and judges each one for a
-# routing key you type. Try `AAPL`, `aapl`, `AAPL ` (with a space) and `TSLA`.
+# routing key you type. Try `Stock A`, `stock a`, `Stock A ` (with a space at the end) and
+# `Stock F`.
 
 # %%
-RoutingExplainer(endpoints, 'lab04.stocks', routing_key='aapl')
+RoutingExplainer(endpoints, 'lab04.stocks', routing_key='stock a')
 
 # %% [markdown]
 # The same explanation as text: direct routing is exact string equality, case included.
@@ -130,40 +157,42 @@ RoutingExplainer(endpoints, 'lab04.stocks', routing_key='aapl')
 # %%
 from mqkit.widgets import RoutingExplainerModel
 
-print(RoutingExplainerModel.from_broker(endpoints, 'lab04.stocks').text('aapl'))
+print(RoutingExplainerModel.from_broker(endpoints, 'lab04.stocks').text('stock a'))
 # Expected output:
-# lab04.stocks (direct), routing key 'aapl':
-# ✘ lab04.AAPL  binding key 'AAPL'  the binding key `AAPL` is not the routing key `aapl`: direct needs exact equality (case matters)
-# ✘ lab04.GOOG  binding key 'GOOG'  the binding key `GOOG` is not the routing key `aapl`: direct needs exact equality
-# ✘ lab04.MSFT  binding key 'MSFT'  the binding key `MSFT` is not the routing key `aapl`: direct needs exact equality
+# lab04.stocks (direct), routing key 'stock a':
+# ✘ lab04.stock-A  binding key 'Stock A'  the binding key `Stock A` is not the routing key `stock a`: direct needs exact equality (case matters)
+# ✘ lab04.stock-B  binding key 'Stock B'  the binding key `Stock B` is not the routing key `stock a`: direct needs exact equality
+# ✘ lab04.stock-C  binding key 'Stock C'  the binding key `Stock C` is not the routing key `stock a`: direct needs exact equality
+# ✘ lab04.stock-D  binding key 'Stock D'  the binding key `Stock D` is not the routing key `stock a`: direct needs exact equality
+# ✘ lab04.stock-E  binding key 'Stock E'  the binding key `Stock E` is not the routing key `stock a`: direct needs exact equality
 # → unroutable: no binding matches (the broker drops the message, or returns it when published with mandatory=True)
 
 # %% [markdown]
 # ### Exercise: a portfolio queue with several bindings
 #
-# A trader follows Apple **and** Microsoft in one queue. A queue may be bound to the same
+# A trader follows Stock A **and** Stock B in one queue. A queue may be bound to the same
 # exchange several times, once per key. Bind `lab04.portfolio` to `lab04.stocks` with the
-# keys `AAPL` and `MSFT`. (`lab04.AAPL` keeps its own binding: one key may lead to several
-# queues, and each gets its own copy.)
+# keys `Stock A` and `Stock B`. (`lab04.stock-A` keeps its own binding: one key may lead to
+# several queues, and each gets its own copy.)
 
 # %%
 channel.queue_declare(queue='lab04.portfolio', durable=True)
 ### BEGIN SOLUTION
-channel.queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='AAPL')
-channel.queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='MSFT')
+channel.queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='Stock A')
+channel.queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', routing_key='Stock B')
 ### END SOLUTION
 
 # %% [markdown]
 # The self-check publishes probe prices to `lab04.stocks` and looks where they land (it
-# takes its probes out again): `AAPL` and `MSFT` must reach the portfolio; `GOOG`, `aapl`
-# and the empty key must not.
+# takes its probes out again): `Stock A` and `Stock B` must reach the portfolio; `Stock C`,
+# `stock a` and the empty key must not.
 
 # %%
 self_check("04.ticker-bindings", endpoints)
 # Expected result (solution):
-# ✔ passed  04.ticker-bindings: queue 'lab04.portfolio' receives AAPL and MSFT prices, and nothing else
+# ✔ passed  04.ticker-bindings: queue 'lab04.portfolio' receives Stock A and Stock B prices, and nothing else
 # Expected result (student):
-# ✘ not yet  04.ticker-bindings: queue 'lab04.portfolio' did not receive a message with routing key 'AAPL' Hint: A direct exchange delivers a message to the queues bound with exactly its routing key: how can one queue receive two different keys? (more: hint=2)
+# ✘ not yet  04.ticker-bindings: queue 'lab04.portfolio' did not receive a message with routing key 'Stock A' Hint: A direct exchange delivers a message to the queues bound with exactly its routing key: how can one queue receive two different keys? (more: hint=2)
 
 # %% [markdown]
 # ### Exercise: predict, then publish
@@ -174,17 +203,17 @@ self_check("04.ticker-bindings", endpoints)
 
 # %%
 prediction = {
-    'AAPL': set(),
-    'MSFT': set(),
-    'GOOG': set(),
-    'TSLA': set(),
+    'Stock A': set(),
+    'Stock B': set(),
+    'Stock C': set(),
+    'Stock F': set(),
 }
 ### BEGIN SOLUTION
 prediction = {
-    'AAPL': {'lab04.AAPL', 'lab04.portfolio'},
-    'MSFT': {'lab04.MSFT', 'lab04.portfolio'},
-    'GOOG': {'lab04.GOOG'},
-    'TSLA': set(),
+    'Stock A': {'lab04.stock-A', 'lab04.portfolio'},
+    'Stock B': {'lab04.stock-B', 'lab04.portfolio'},
+    'Stock C': {'lab04.stock-C'},
+    'Stock F': set(),
 }
 ### END SOLUTION
 
@@ -193,23 +222,23 @@ predict_then_publish(endpoints, 'lab04.stocks', prediction)
 # Expected result (solution):
 # prediction vs broker, exchange 'lab04.stocks'
 # each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
-# message  lab04.AAPL        lab04.GOOG        lab04.MSFT        lab04.portfolio
-# AAPL     yes · you: yes ✔  no · you: no ✔    no · you: no ✔    yes · you: yes ✔
-# MSFT     no · you: no ✔    no · you: no ✔    yes · you: yes ✔  yes · you: yes ✔
-# GOOG     no · you: no ✔    yes · you: yes ✔  no · you: no ✔    no · you: no ✔
-# TSLA     no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
+# message  lab04.portfolio   lab04.stock-A     lab04.stock-B     lab04.stock-C     lab04.stock-D   lab04.stock-E
+# Stock A  yes · you: yes ✔  yes · you: yes ✔  no · you: no ✔    no · you: no ✔    no · you: no ✔  no · you: no ✔
+# Stock B  yes · you: yes ✔  no · you: no ✔    yes · you: yes ✔  no · you: no ✔    no · you: no ✔  no · you: no ✔
+# Stock C  no · you: no ✔    no · you: no ✔    no · you: no ✔    yes · you: yes ✔  no · you: no ✔  no · you: no ✔
+# Stock F  no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  no · you: no ✔  (returned: no queue matched)
 # 4 of 4 messages predicted right.
 # Expected result (student):
 # prediction vs broker, exchange 'lab04.stocks'
 # each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
-# message  lab04.AAPL       lab04.GOOG       lab04.MSFT
-# AAPL     yes · you: no ✘  no · you: no ✔   no · you: no ✔
-# MSFT     no · you: no ✔   no · you: no ✔   yes · you: no ✘
-# GOOG     no · you: no ✔   yes · you: no ✘  no · you: no ✔
-# TSLA     no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
-# ✘ 'AAPL': the broker delivered it to lab04.AAPL; you predicted no queue
-# ✘ 'MSFT': the broker delivered it to lab04.MSFT; you predicted no queue
-# ✘ 'GOOG': the broker delivered it to lab04.GOOG; you predicted no queue
+# message  lab04.stock-A    lab04.stock-B    lab04.stock-C    lab04.stock-D   lab04.stock-E
+# Stock A  yes · you: no ✘  no · you: no ✔   no · you: no ✔   no · you: no ✔  no · you: no ✔
+# Stock B  no · you: no ✔   yes · you: no ✘  no · you: no ✔   no · you: no ✔  no · you: no ✔
+# Stock C  no · you: no ✔   no · you: no ✔   yes · you: no ✘  no · you: no ✔  no · you: no ✔
+# Stock F  no · you: no ✔   no · you: no ✔   no · you: no ✔   no · you: no ✔  no · you: no ✔  (returned: no queue matched)
+# ✘ 'Stock A': the broker delivered it to lab04.stock-A; you predicted no queue
+# ✘ 'Stock B': the broker delivered it to lab04.stock-B; you predicted no queue
+# ✘ 'Stock C': the broker delivered it to lab04.stock-C; you predicted no queue
 # 1 of 4 messages predicted right.
 
 # %% [markdown]
@@ -217,23 +246,23 @@ predict_then_publish(endpoints, 'lab04.stocks', prediction)
 #
 # Lab 03 published with `exchange=''`. That **default exchange** is a direct exchange to
 # which the broker binds every queue automatically, with the queue's name as the binding
-# key. So the routing key must be the queue's *name*, not a ticker:
+# key. So the routing key must be the queue's *name*, not a stock's:
 
 # %%
-predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()},
-                     queues=['lab04.GOOG'])
+predict_then_publish(endpoints, '', {'lab04.stock-C': {'lab04.stock-C'}, 'Stock C': set()},
+                     queues=['lab04.stock-C'])
 # Expected result:
 # prediction vs broker, exchange '' (the default exchange)
 # each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
-# message     lab04.GOOG
-# lab04.GOOG  yes · you: yes ✔
-# GOOG        no · you: no ✔  (returned: no queue matched)
+# message        lab04.stock-C
+# lab04.stock-C  yes · you: yes ✔
+# Stock C        no · you: no ✔  (returned: no queue matched)
 # 2 of 2 messages predicted right.
 
 # %% [markdown]
 # ### Exercise: no price gets lost
 #
-# `TSLA` went nowhere: no queue is bound with that key, so the direct exchange dropped the
+# `Stock F` went nowhere: no queue is bound with that key, so the direct exchange dropped the
 # price, and the publisher never knew. A trading system should keep such prices, so someone
 # can look at them. Two tools help:
 #
@@ -243,8 +272,8 @@ predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()
 # - The default exchange delivers to any queue by its name.
 
 # %% [markdown]
-# Complete `publish_or_park(ticker, price)`. It publishes the price to `lab04.stocks` with
-# the ticker as the routing key and the body `'<ticker> <price>'`, as the market did above,
+# Complete `publish_or_park(stock, price)`. It publishes the price to `lab04.stocks` with
+# the stock as the routing key and the body `'<stock> <price>'`, as the market did above,
 # and asks the broker to return it if no queue receives it. A returned price goes, with the
 # same body, into the durable queue `lab04.unrouted` (declared for you), and the function
 # returns `True`; a price that reached a queue returns `False`.
@@ -253,12 +282,12 @@ predict_then_publish(endpoints, '', {'lab04.GOOG': {'lab04.GOOG'}, 'GOOG': set()
 channel.queue_declare(queue='lab04.unrouted', durable=True)
 
 
-def publish_or_park(ticker, price):
+def publish_or_park(stock, price):
     """Publish a price to lab04.stocks; return True when it had to be parked."""
     ### BEGIN SOLUTION
-    body = f'{ticker} {price}'
+    body = f'{stock} {price}'
     try:
-        channel.basic_publish(exchange='lab04.stocks', routing_key=ticker,
+        channel.basic_publish(exchange='lab04.stocks', routing_key=stock,
                               body=body, mandatory=True)
     except pika.exceptions.UnroutableError:
         channel.basic_publish(exchange='', routing_key='lab04.unrouted', body=body)
@@ -268,25 +297,25 @@ def publish_or_park(ticker, price):
 
 # %% [markdown]
 # The market publishes a batch with your function; the self-check then looks into
-# `lab04.unrouted` (leaving its messages there): the prices of `TSLA` and `NVDA` must be
+# `lab04.unrouted` (leaving its messages there): the prices of `Stock F` and `Stock G` must be
 # parked, and no price that a queue received.
 
 # %%
-batch = [('AAPL', '191.20'), ('TSLA', '248.50'), ('MSFT', '412.00'), ('NVDA', '880.00'),
-         ('GOOG', '142.10')]
-parked = [ticker for ticker, price in batch if publish_or_park(ticker, price)]
+batch = [('Stock A', '191.20'), ('Stock F', '248.50'), ('Stock B', '412.00'),
+         ('Stock G', '880.00'), ('Stock C', '142.10')]
+parked = [stock for stock, price in batch if publish_or_park(stock, price)]
 print('parked:', parked)
 # Expected output (solution):
-# parked: ['TSLA', 'NVDA']
+# parked: ['Stock F', 'Stock G']
 # Expected output (student):
 # parked: []
 
 # %%
 self_check("04.unroutable-parked", endpoints)
 # Expected result (solution):
-# ✔ passed  04.unroutable-parked: queue 'lab04.unrouted' holds the prices for TSLA and NVDA, which no queue was bound to receive, and no other
+# ✔ passed  04.unroutable-parked: queue 'lab04.unrouted' holds the prices for Stock F and Stock G, which no queue was bound to receive, and no other
 # Expected result (student):
-# ✘ not yet  04.unroutable-parked: queue 'lab04.unrouted' holds no price for TSLA, which no queue is bound to receive Hint: A direct exchange silently drops a price whose key no queue is bound with, unless the publisher asks the broker to return it: catch that return and keep the price in the parking queue. (more: hint=2)
+# ✘ not yet  04.unroutable-parked: queue 'lab04.unrouted' holds no price for Stock F, which no queue is bound to receive Hint: A direct exchange silently drops a price whose key no queue is bound with, unless the publisher asks the broker to return it: catch that return and keep the price in the parking queue. (more: hint=2)
 
 # %% [markdown]
 # ## Summary
@@ -294,7 +323,7 @@ self_check("04.unroutable-parked", endpoints)
 # - A **direct exchange** delivers a message to every queue bound with a key *equal* to
 #   the routing key: exact, case-sensitive; no match means the message is dropped (or
 #   returned, with `mandatory=True`).
-# - A queue can have several bindings (`lab04.portfolio`: `AAPL` and `MSFT`), and several
+# - A queue can have several bindings (`lab04.portfolio`: `Stock A` and `Stock B`), and several
 #   queues can share a key — each gets its own copy.
 # - The default exchange `''` is a direct exchange where every queue is bound by its name.
 # - `mandatory=True` makes the broker return a message that no queue receives (pika raises

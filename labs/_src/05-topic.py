@@ -14,8 +14,9 @@
 #
 # **Estimated time:** 35 minutes.
 #
-# The lecture's example is a **blog platform**: each post is published with a routing key
-# such as `sports.football` or `science.technology`, and readers subscribe with patterns
+# The lecture's example is a **blog platform** with four queues, **Politics**,
+# **Entertainment**, **Sports** and **Technology**: each post is published with a routing key
+# such as `sports.football` or `science.technology`, and the queues are bound with patterns
 # such as `sports.#` (everything about sports) and `#.technology` (anything ending in
 # technology).
 
@@ -31,8 +32,8 @@ channel = connection.channel()
 channel.confirm_delivery()
 
 # Start clean: remove what a previous run of this lab left behind.
-for name in ("lab05.sports", "lab05.technology", "lab05.reviews", "lab05.my-feed",
-             "lab05.errors", "lab05.payment", "lab05.logins"):
+for name in ("lab05.politics", "lab05.entertainment", "lab05.sports", "lab05.technology",
+             "lab05.my-feed", "lab05.errors", "lab05.payment", "lab05.logins"):
     channel.queue_delete(queue=name)
 for name in ("lab05.blog", "lab05.logs"):
     channel.exchange_delete(exchange=name)
@@ -53,52 +54,57 @@ def drain(queue):
 #
 # A topic exchange splits the routing key at every `.` into **words**. A binding key is a
 # pattern of words where `*` stands for exactly one word and `#` for zero or more words.
-# We bind three readers:
+# We bind the lecture's four queues:
 #
 # | queue | binding key | wants |
 # |---|---|---|
+# | `lab05.politics` | `politics.*` | politics posts with exactly one word after `politics` |
+# | `lab05.entertainment` | `entertainment.#` | everything about entertainment |
 # | `lab05.sports` | `sports.#` | everything about sports, however specific |
 # | `lab05.technology` | `#.technology` | every post whose last word is `technology` |
-# | `lab05.reviews` | `*.review` | reviews with exactly one word in front |
 
 # %%
+BLOG = ['lab05.politics', 'lab05.entertainment', 'lab05.sports', 'lab05.technology']
 channel.exchange_declare(exchange='lab05.blog', exchange_type='topic', durable=True)
-for queue, binding_key in [('lab05.sports', 'sports.#'),
-                           ('lab05.technology', '#.technology'),
-                           ('lab05.reviews', '*.review')]:
+for queue, binding_key in [('lab05.politics', 'politics.*'),
+                           ('lab05.entertainment', 'entertainment.#'),
+                           ('lab05.sports', 'sports.#'),
+                           ('lab05.technology', '#.technology')]:
     channel.queue_declare(queue=queue, durable=True)
     channel.queue_bind(queue=queue, exchange='lab05.blog', routing_key=binding_key)
 
 # %%
-posts = ['sports.football', 'science.technology', 'sports.technology', 'movies.review',
-         'games.pc.review', 'sports']
+posts = ['sports.football', 'science.technology', 'sports.technology', 'politics.election',
+         'politics.us.election', 'entertainment.movies.review', 'sports']
 for key in posts:
     channel.basic_publish(exchange='lab05.blog', routing_key=key, body=key)
 
-for queue in ('lab05.sports', 'lab05.technology', 'lab05.reviews'):
+for queue in BLOG:
     print(f'{queue}:', drain(queue))
 # Expected output:
+# lab05.politics: ['politics.election']
+# lab05.entertainment: ['entertainment.movies.review']
 # lab05.sports: ['sports.football', 'sports.technology', 'sports']
 # lab05.technology: ['science.technology', 'sports.technology']
-# lab05.reviews: ['movies.review']
 
 # %% [markdown]
 # Three things to notice:
 #
 # - `sports.technology` went to **two** queues: each matching binding gets a copy.
 # - `sports` alone matched `sports.#`: **`#` may match zero words**.
-# - `games.pc.review` matched nothing: **`*` is exactly one word**, and `games.pc` is two.
+# - `politics.us.election` matched nothing: **`*` is exactly one word**, and `us.election`
+#   is two.
 
 # %% [markdown]
 # ## Watch it live
 #
-# The inbox consumes the three readers' queues; publish posts from the form with different
-# routing keys and see who gets them.
+# The inbox consumes the four queues; publish posts from the form with different routing
+# keys and see who gets them.
 
 # %%
 from mqkit.widgets import Publisher, QueueInbox, RoutingExplainer, TopologyView
 
-inbox = QueueInbox(['lab05.sports', 'lab05.technology', 'lab05.reviews'], endpoints)
+inbox = QueueInbox(BLOG, endpoints)
 inbox
 
 # %%
@@ -107,7 +113,7 @@ publisher = Publisher(endpoints, exchange='lab05.blog', routing_key='sports.tenn
 publisher
 
 # %%
-for key in ('sports.tennis', 'home.technology', 'books.review'):
+for key in ('sports.tennis', 'home.technology', 'politics.vote'):
     publisher.model.publish(exchange='lab05.blog', routing_key=key, body=key)
 inbox.model.wait_for(3, timeout=5)
 print("the inbox received", inbox.model.count, "messages")
@@ -120,37 +126,40 @@ TopologyView(endpoints, prefix="lab05.")
 # %% [markdown]
 # ## Why? The routing explainer
 #
-# Type routing keys and see each binding judged. Try `sports`, `technology`, `review`,
-# `.review`, `sports..technology` and the empty key.
+# Type routing keys and see each binding judged. Try `sports`, `technology`, `politics`,
+# `politics.`, `sports..technology` and the empty key.
 
 # %%
 RoutingExplainer(endpoints, 'lab05.blog', routing_key='technology')
 
 # %% [markdown]
 # The awkward cases as text. `technology` alone matches `#.technology` (`#` takes zero
-# words); `review` alone does not match `*.review` (nothing for `*`); `.review` has two words,
-# the first one **empty** — and `*` matches an empty word.
+# words); `politics` alone does not match `politics.*` (nothing for `*`); `politics.` has
+# two words, the second one **empty** — and `*` matches an empty word.
 
 # %%
 explainer = RoutingExplainerModel.from_broker(endpoints, 'lab05.blog')
-for key in ('technology', 'review', '.review'):
+for key in ('technology', 'politics', 'politics.'):
     print(explainer.text(key))
 # Expected output:
 # lab05.blog (topic), routing key 'technology':
-# ✘ lab05.reviews  binding key '*.review'  the binding wants `review` after `technology`; the routing key ends there
+# ✘ lab05.entertainment  binding key 'entertainment.#'  word 1: the binding wants `entertainment`, the routing key has `technology`
+# ✘ lab05.politics  binding key 'politics.*'  word 1: the binding wants `politics`, the routing key has `technology`
 # ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has `technology`
 # ✔ lab05.technology  binding key '#.technology'  `#` matches zero words here (it matches zero or more)
 # → delivered to: lab05.technology
-# lab05.blog (topic), routing key 'review':
-# ✘ lab05.reviews  binding key '*.review'  the binding wants `review` after `review`; the routing key ends there
-# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has `review`
-# ✘ lab05.technology  binding key '#.technology'  after `#` the binding wants the routing key to end with `technology`; it ends with `review`
+# lab05.blog (topic), routing key 'politics':
+# ✘ lab05.entertainment  binding key 'entertainment.#'  word 1: the binding wants `entertainment`, the routing key has `politics`
+# ✘ lab05.politics  binding key 'politics.*'  `*` needs exactly one word; `politics` has none after it
+# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has `politics`
+# ✘ lab05.technology  binding key '#.technology'  after `#` the binding wants the routing key to end with `technology`; it ends with `politics`
 # → unroutable: no binding matches (the broker drops the message, or returns it when published with mandatory=True)
-# lab05.blog (topic), routing key '.review':
-# ✔ lab05.reviews  binding key '*.review'  `*` matches an empty word
-# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has an empty word
-# ✘ lab05.technology  binding key '#.technology'  after `#` the binding wants the routing key to end with `technology`; it ends with `review`
-# → delivered to: lab05.reviews
+# lab05.blog (topic), routing key 'politics.':
+# ✘ lab05.entertainment  binding key 'entertainment.#'  word 1: the binding wants `entertainment`, the routing key has `politics`
+# ✔ lab05.politics  binding key 'politics.*'  `*` matches an empty word
+# ✘ lab05.sports  binding key 'sports.#'  word 1: the binding wants `sports`, the routing key has `politics`
+# ✘ lab05.technology  binding key '#.technology'  after `#` the binding wants the routing key to end with `technology`; it ends with an empty word
+# → delivered to: lab05.politics
 
 # %% [markdown]
 # ### Exercise: your own feed
@@ -184,16 +193,16 @@ self_check("05.topic-bindings", endpoints)
 prediction = {
     'sports.tennis.review': set(),
     'technology': set(),
-    'review': set(),
-    'books.review': set(),
+    'politics': set(),
+    'politics.vote': set(),
     'news.technology.review': set(),
 }
 ### BEGIN SOLUTION
 prediction = {
     'sports.tennis.review': {'lab05.sports', 'lab05.my-feed'},
     'technology': {'lab05.technology', 'lab05.my-feed'},
-    'review': set(),
-    'books.review': {'lab05.reviews'},
+    'politics': set(),
+    'politics.vote': {'lab05.politics'},
     'news.technology.review': set(),
 }
 ### END SOLUTION
@@ -203,25 +212,25 @@ predict_then_publish(endpoints, 'lab05.blog', prediction)
 # Expected result (solution):
 # prediction vs broker, exchange 'lab05.blog'
 # each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
-# message                 lab05.my-feed     lab05.reviews     lab05.sports      lab05.technology
-# sports.tennis.review    yes · you: yes ✔  no · you: no ✔    yes · you: yes ✔  no · you: no ✔
-# technology              yes · you: yes ✔  no · you: no ✔    no · you: no ✔    yes · you: yes ✔
-# review                  no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
-# books.review            no · you: no ✔    yes · you: yes ✔  no · you: no ✔    no · you: no ✔
-# news.technology.review  no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
+# message                 lab05.entertainment  lab05.my-feed     lab05.politics    lab05.sports      lab05.technology
+# sports.tennis.review    no · you: no ✔       yes · you: yes ✔  no · you: no ✔    yes · you: yes ✔  no · you: no ✔
+# technology              no · you: no ✔       yes · you: yes ✔  no · you: no ✔    no · you: no ✔    yes · you: yes ✔
+# politics                no · you: no ✔       no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
+# politics.vote           no · you: no ✔       no · you: no ✔    yes · you: yes ✔  no · you: no ✔    no · you: no ✔
+# news.technology.review  no · you: no ✔       no · you: no ✔    no · you: no ✔    no · you: no ✔    no · you: no ✔  (returned: no queue matched)
 # 5 of 5 messages predicted right.
 # Expected result (student):
 # prediction vs broker, exchange 'lab05.blog'
 # each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
-# message                 lab05.reviews    lab05.sports     lab05.technology
-# sports.tennis.review    no · you: no ✔   yes · you: no ✘  no · you: no ✔
-# technology              no · you: no ✔   no · you: no ✔   yes · you: no ✘
-# review                  no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
-# books.review            yes · you: no ✘  no · you: no ✔   no · you: no ✔
-# news.technology.review  no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
+# message                 lab05.entertainment  lab05.politics   lab05.sports     lab05.technology
+# sports.tennis.review    no · you: no ✔       no · you: no ✔   yes · you: no ✘  no · you: no ✔
+# technology              no · you: no ✔       no · you: no ✔   no · you: no ✔   yes · you: no ✘
+# politics                no · you: no ✔       no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
+# politics.vote           no · you: no ✔       yes · you: no ✘  no · you: no ✔   no · you: no ✔
+# news.technology.review  no · you: no ✔       no · you: no ✔   no · you: no ✔   no · you: no ✔  (returned: no queue matched)
 # ✘ 'sports.tennis.review': the broker delivered it to lab05.sports; you predicted no queue
 # ✘ 'technology': the broker delivered it to lab05.technology; you predicted no queue
-# ✘ 'books.review': the broker delivered it to lab05.reviews; you predicted no queue
+# ✘ 'politics.vote': the broker delivered it to lab05.politics; you predicted no queue
 # 2 of 5 messages predicted right.
 
 # %% [markdown]
@@ -277,9 +286,9 @@ self_check("05.log-routes", endpoints)
 #
 # - A topic exchange matches the routing key's **words** (split at every `.`) against
 #   binding patterns: `*` is exactly one word, `#` is zero or more words.
-# - `sports.#` matches `sports` itself (`#` takes zero words); `*.review` does not match
-#   `review` (nothing for `*`) nor `a.b.review` (two words for one `*`).
-# - Words may be empty: `.review` has an empty first word, and `*` matches it.
+# - `sports.#` matches `sports` itself (`#` takes zero words); `politics.*` does not match
+#   `politics` (nothing for `*`) nor `politics.us.election` (two words for one `*`).
+# - Words may be empty: `politics.` has an empty last word, and `*` matches it.
 # - Each matching queue gets one copy, however many of its bindings match.
 # - A routing key with a fixed word order (`<service>.<component>.<severity>`) lets each
 #   reader pick its lines with one pattern: `#` where the number of words varies, `*` for

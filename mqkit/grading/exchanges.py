@@ -208,18 +208,18 @@ def _take_probes(conn: Any, queue: str, bound: int, ids: Mapping[str, str],
 # -- the checks of labs 04-07 (one function, reusable with other exchanges) ------------
 
 
-@check("04.ticker-bindings", "a portfolio queue bound to two tickers",
+@check("04.ticker-bindings", "a portfolio queue bound to two stocks",
        hint=('A direct exchange delivers a message to the queues bound with exactly '
               'its routing key: how can one queue receive two different keys?',
              'Declare the portfolio queue and bind it to the stocks exchange once '
-              'per ticker it should receive: one binding for AAPL, another for MSFT.',
+              'per stock it should receive: one binding for Stock A, another for Stock B.',
              "channel.queue_bind(queue='lab04.portfolio', exchange='lab04.stocks', "
-              "routing_key='AAPL'); the same with routing_key='MSFT'"),
+              "routing_key='Stock A'); the same with routing_key='Stock B'"),
        params={
            "exchange": "lab04.stocks", "queue": "lab04.portfolio",
-           "expected": {"AAPL": "AAPL", "MSFT": "MSFT"},
-           "unexpected": {"GOOG": "GOOG", "aapl": "aapl", "": ""},
-           "what": "AAPL and MSFT prices"})
+           "expected": {"Stock A": "Stock A", "Stock B": "Stock B"},
+           "unexpected": {"Stock C": "Stock C", "stock a": "stock a", "": ""},
+           "what": "Stock A and Stock B prices"})
 @check("05.topic-bindings", "a feed of sports posts and technology posts",
        hint=('The feed did not receive a message routed with sports or technology: '
               'which binding key pattern matches every key that starts with sports, '
@@ -472,22 +472,25 @@ def peek_bodies(endpoints: Endpoints, queue: str) -> list[bytes] | None:
              'In publish_or_park, publish with mandatory=True; when pika raises '
               'pika.exceptions.UnroutableError, publish the same body to the queue '
               "'lab04.unrouted' through the default exchange and return True.",
-             "try: channel.basic_publish(exchange='lab04.stocks', routing_key=ticker, "
+             "try: channel.basic_publish(exchange='lab04.stocks', routing_key=stock, "
               "body=body, mandatory=True) except pika.exceptions.UnroutableError: "
               "channel.basic_publish(exchange='', routing_key='lab04.unrouted', body=body); "
               "return True"),
-       params={"queue": "lab04.unrouted", "unroutable": ["TSLA", "NVDA"],
-               "routable": ["AAPL", "MSFT", "GOOG"]})
+       params={"queue": "lab04.unrouted", "unroutable": ["Stock F", "Stock G"],
+               "routable": ["Stock A", "Stock B", "Stock C", "Stock D", "Stock E"]})
 def parked_unroutable(endpoints: Endpoints, queue: str, unroutable: list[str],
                       routable: list[str]) -> str:
-    """``queue`` holds a price for every ticker in ``unroutable`` and none of ``routable``.
+    """``queue`` holds a price for every stock in ``unroutable`` and none of ``routable``.
 
-    A price is a message whose body has the ticker as a word (``b"TSLA 248.50"``).
+    A price is a message whose body is the stock's name, a space and the price
+    (``b"Stock F 248.50"``); a body that is only the name counts too.
     """
     bodies = peek_bodies(endpoints, queue)
     if bodies is None:
         raise NotYet(f"there is no queue {queue!r}")
-    tickers = {word for body in bodies for word in body.decode(errors="replace").split()}
+    texts = [body.decode(errors="replace").strip() for body in bodies]
+    tickers = {name for name in (*unroutable, *routable)
+               if any(text == name or text.startswith(f"{name} ") for text in texts)}
     for ticker in routable:
         if ticker in tickers:
             raise NotYet(f"queue {queue!r} holds a price for {ticker}, which a queue is bound "

@@ -74,7 +74,7 @@ FAILURE_TEXT = re.compile(r"Traceback|\b\w*(Error|Exception)\b")
 #: What a student types into a lab's Publisher, besides a body, to reach the lab's inbox.
 PUBLISHER_INPUT = {"07": {"headers": "destination=Berlin"}}
 #: What to type into a lab's RoutingExplainer: a routing key and headers (key=value lines).
-EXPLAINER_INPUT = {"04": ("AAPL", ""), "05": ("sports.football.technology", ""),
+EXPLAINER_INPUT = {"04": ("Stock A", ""), "05": ("sports.football.technology", ""),
                    "06": ("any.key.at.all", ""),
                    "07": ("", "destination=Berlin\ndelivery_method=express")}
 EXPLAINER_DEFAULT = ("browser.test", "")

@@ -112,14 +112,17 @@ def test_parked_prices_pass_only_when_exactly_the_returned_ones_are_kept(make_la
     assert absent.message == f"there is no queue {lab['lab04.unrouted']!r}"
     empty = _parked(lab)
     assert empty.status.value == "failed"
-    assert "holds no price for TSLA" in empty.message
+    assert "holds no price for Stock F" in empty.message
     assert empty.hint
-    one = _parked(lab, b"TSLA 248.50")
-    assert "holds no price for NVDA" in one.message, one.line()
-    too_many = _parked(lab, b"TSLA 248.50", b"AAPL 191.20", b"NVDA 880.00")
+    one = _parked(lab, b"Stock F 248.50")
+    assert "holds no price for Stock G" in one.message, one.line()
+    too_many = _parked(lab, b"Stock F 248.50", b"Stock A 191.20", b"Stock G 880.00")
     assert too_many.status.value == "failed"
-    assert "holds a price for AAPL" in too_many.message, too_many.line()
-    right = _parked(lab, b"TSLA 248.50", b"NVDA 880.00", b"TSLA 249.00")
+    assert "holds a price for Stock A" in too_many.message, too_many.line()
+    # The stock is the body's start: 'Stock A' is not found inside another stock's price.
+    near = _parked(lab, b"Stock F 248.50", b"Stock G 880.00", b"Stock AB 1.00")
+    assert near.is_passed, near.line()
+    right = _parked(lab, b"Stock F 248.50", b"Stock G 880.00", b"Stock F 249.00")
     assert right.is_passed, right.line()
     # the check only looked: the student's messages are all still there
     assert lab.channel.queue_declare(lab["lab04.unrouted"],
@@ -130,26 +133,28 @@ def test_a_publish_or_park_function_passes_on_the_real_broker(make_lab) -> None:
     """The lab's solution, run against the broker, leaves what the check wants."""
     import pika
 
-    lab = make_lab("04.unroutable-parked", ["lab04.unrouted", "lab04.stocks", "lab04.AAPL",
-                                            "lab04.MSFT", "lab04.GOOG"])
+    stocks = ["Stock A", "Stock B", "Stock C", "Stock D", "Stock E"]
+    queues = {stock: "lab04.stock-" + stock[-1] for stock in stocks}
+    lab = make_lab("04.unroutable-parked", ["lab04.unrouted", "lab04.stocks",
+                                            *queues.values()])
     lab.exchange("lab04.stocks", "direct")
-    for ticker in ("AAPL", "MSFT", "GOOG"):
-        lab.queue(f"lab04.{ticker}", "lab04.stocks", ticker)
+    for stock in stocks:
+        lab.queue(queues[stock], "lab04.stocks", stock)
     lab.queue("lab04.unrouted")
     channel = lab.channel
 
-    def publish_or_park(ticker: str, price: str) -> bool:
-        body = f"{ticker} {price}"
+    def publish_or_park(stock: str, price: str) -> bool:
+        body = f"{stock} {price}"
         try:
-            channel.basic_publish(lab["lab04.stocks"], ticker, body, mandatory=True)
+            channel.basic_publish(lab["lab04.stocks"], stock, body, mandatory=True)
         except pika.exceptions.UnroutableError:
             channel.basic_publish("", lab["lab04.unrouted"], body)
             return True
         return False
 
-    batch = [("AAPL", "191.20"), ("TSLA", "248.50"), ("MSFT", "412.00"), ("NVDA", "880.00"),
-             ("GOOG", "142.10")]
-    assert [t for t, p in batch if publish_or_park(t, p)] == ["TSLA", "NVDA"]
+    batch = [("Stock A", "191.20"), ("Stock F", "248.50"), ("Stock B", "412.00"),
+             ("Stock G", "880.00"), ("Stock C", "142.10")]
+    assert [s for s, p in batch if publish_or_park(s, p)] == ["Stock F", "Stock G"]
     assert lab.run().is_passed
 
 

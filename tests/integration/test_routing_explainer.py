@@ -182,7 +182,7 @@ def _setup_check(channel, check_id: str, correct: bool) -> None:
     channel.queue_delete(queue)
     channel.queue_declare(queue, durable=True)
     bindings = {
-        "04": [("AAPL", None), ("MSFT", None)],
+        "04": [("Stock A", None), ("Stock B", None)],
         "05": [("sports.#", None), ("#.technology", None)],
         "06": [("", None)],
         "07": [("", {"x-match": "all", "destination": "Berlin",
