@@ -3,6 +3,8 @@
 # point the tests at them (stdout is meant for `eval`; progress goes to stderr).
 #   - the official images mqkit pins, when present or pullable;
 #   - else local stand-ins built by docker/standin/build.sh (no registry needed).
+# The compose example's test also needs a Python base for its producer and consumer images:
+# the one its Dockerfiles name (ARG BASE), else the python stand-in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "broker-images: $*" >&2; }
@@ -25,4 +27,14 @@ else
   rabbit="$MQKIT_STANDIN_RABBITMQ_IMAGE"
   mosq="$MQKIT_STANDIN_MOSQUITTO_IMAGE"
 fi
-echo "export MQKIT_TEST_RABBITMQ_IMAGE='$rabbit' MQKIT_TEST_MOSQUITTO_IMAGE='$mosq'"
+
+python_base="$(sed -n 's/^ARG BASE=//p' docker/mqtt-python/Dockerfile-consumer)"
+if [ -n "${MQKIT_STANDIN_PYTHON_IMAGE:-}" ]; then
+  python_base="$MQKIT_STANDIN_PYTHON_IMAGE"
+elif ! { have "$python_base" || pull "$python_base"; }; then
+  say "$python_base unavailable: using the python stand-in"
+  eval "$(bash docker/standin/build.sh 2>&2 | grep '^MQKIT_STANDIN_' )"
+  python_base="${MQKIT_STANDIN_PYTHON_IMAGE:-$python_base}"
+fi
+echo "export MQKIT_TEST_RABBITMQ_IMAGE='$rabbit' MQKIT_TEST_MOSQUITTO_IMAGE='$mosq'" \
+  "MQKIT_TEST_PYTHON_IMAGE='$python_base'"

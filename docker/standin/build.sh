@@ -7,13 +7,17 @@
 #
 # Steps: debootstrap a minbase Debian (rabbitmq-server + mosquitto from the Debian archive)
 # into a cache dir outside the git tree, `docker import` it as the base image, then build
-# the two small images in docker/standin/{rabbitmq,mosquitto} FROM that base (no network
-# needed by `docker build`).  The rootfs is deleted afterwards.
+# the small images in docker/standin/{rabbitmq,mosquitto,python} FROM that base (no network
+# needed by `docker build`).  The rootfs is deleted afterwards.  The python image stands in
+# for python:3.x-slim (the compose example's base): Debian's python3 in a venv that is first
+# on PATH, and a wheel folder for docker/mqtt-python/requirements.txt that pip installs from
+# without an index (downloaded here, on the host, with pip).
 #
 # Environment overrides:
 #   MQKIT_STANDIN_BASE_IMAGE       base image tag      (mqkit-standin/base:bookworm)
 #   MQKIT_STANDIN_RABBITMQ_IMAGE   RabbitMQ image tag  (mqkit-standin/rabbitmq:3.10-management)
 #   MQKIT_STANDIN_MOSQUITTO_IMAGE  Mosquitto image tag (mqkit-standin/mosquitto:2.0)
+#   MQKIT_STANDIN_PYTHON_IMAGE     Python image tag    (mqkit-standin/python:3)
 #   MQKIT_STANDIN_SUITE            Debian suite        (bookworm)
 #   MQKIT_STANDIN_MIRROR           Debian mirror       (first matching one in apt's sources)
 #   MQKIT_STANDIN_CACHE            work dir for rootfs (/var/cache/mqkit-standin)
@@ -27,15 +31,22 @@ SUITE="${MQKIT_STANDIN_SUITE:-bookworm}"
 BASE_IMAGE="${MQKIT_STANDIN_BASE_IMAGE:-mqkit-standin/base:${SUITE}}"
 RABBITMQ_IMAGE="${MQKIT_STANDIN_RABBITMQ_IMAGE:-mqkit-standin/rabbitmq:3.10-management}"
 MOSQUITTO_IMAGE="${MQKIT_STANDIN_MOSQUITTO_IMAGE:-mqkit-standin/mosquitto:2.0}"
+PYTHON_IMAGE="${MQKIT_STANDIN_PYTHON_IMAGE:-mqkit-standin/python:3}"
 CACHE="${MQKIT_STANDIN_CACHE:-/var/cache/mqkit-standin}"
 REBUILD="${MQKIT_STANDIN_REBUILD:-0}"
-PACKAGES="rabbitmq-server,mosquitto"
+# mosquitto-clients: the official eclipse-mosquitto image has mosquitto_sub (the compose
+# example's healthcheck uses it); python3-venv: the python stand-in.
+PACKAGES="rabbitmq-server,mosquitto,mosquitto-clients,python3,python3-venv"
+# Bumped whenever PACKAGES or the base's contents change: a cached base of another revision
+# (and every image built FROM it) is rebuilt.
+REVISION=2
 
 say() { printf 'standin-build: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 need_build() { [[ "$REBUILD" == 1 ]] || ! image_exists "$1"; }
+revision_of() { docker image inspect -f '{{ index .Config.Labels "io.mqkit.standin.revision" }}' "$1" 2>/dev/null || true; }
 
 command -v docker >/dev/null 2>&1 || die "docker CLI not found (run scripts/docker-engine.sh first)"
 timeout 15 docker info >/dev/null 2>&1 || die "no Docker engine answers (run scripts/docker-engine.sh first)"
@@ -93,7 +104,8 @@ cleanup() {
 trap cleanup EXIT
 
 t0=$SECONDS
-if need_build "$BASE_IMAGE"; then
+if need_build "$BASE_IMAGE" || [[ "$(revision_of "$BASE_IMAGE")" != "$REVISION" ]]; then
+    REBUILD=1  # the images FROM the old base are stale too
     [[ "$(id -u)" -eq 0 ]] || die "building the base image needs root (debootstrap)"
     command -v debootstrap >/dev/null 2>&1 || die "debootstrap missing: apt-get install -y debootstrap"
     MIRROR="${MQKIT_STANDIN_MIRROR:-$(detect_mirror || echo http://deb.debian.org/debian)}"
@@ -134,7 +146,7 @@ if need_build "$BASE_IMAGE"; then
     tar --numeric-owner --xattrs -C "$ROOTFS" -c . | docker import \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
         -c 'CMD ["/bin/bash"]' \
-        -c "LABEL io.mqkit.standin=base io.mqkit.standin.rabbitmq-server=$rabbit_ver io.mqkit.standin.mosquitto=$mosq_ver" \
+        -c "LABEL io.mqkit.standin=base io.mqkit.standin.revision=$REVISION io.mqkit.standin.rabbitmq-server=$rabbit_ver io.mqkit.standin.mosquitto=$mosq_ver" \
         -m "mqkit stand-in base: debootstrap $SUITE minbase + $PACKAGES" \
         - "$BASE_IMAGE" >/dev/null
     rm -rf --one-file-system "$ROOTFS"
@@ -158,7 +170,20 @@ build_image() {
 build_image "$RABBITMQ_IMAGE" "$HERE/rabbitmq"
 build_image "$MOSQUITTO_IMAGE" "$HERE/mosquitto"
 
+# The python image's build context: its Dockerfile plus the wheels, in a scratch folder.
+if need_build "$PYTHON_IMAGE"; then
+    context="$(mktemp -d)"
+    cp "$HERE/python/Dockerfile" "$context/"
+    "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check \
+        -d "$context/wheels" -r "$HERE/../mqtt-python/requirements.txt" >&2 \
+        || die "pip download of docker/mqtt-python/requirements.txt failed"
+    build_image "$PYTHON_IMAGE" "$context"
+    rm -rf "$context"
+else
+    say "image $PYTHON_IMAGE exists; skipping"
+fi
+
 say "done in $((SECONDS - t0)) s"
-docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "$BASE_IMAGE" -e "$RABBITMQ_IMAGE" -e "$MOSQUITTO_IMAGE" >&2 || true
-printf 'MQKIT_STANDIN_BASE_IMAGE=%s\nMQKIT_STANDIN_RABBITMQ_IMAGE=%s\nMQKIT_STANDIN_MOSQUITTO_IMAGE=%s\n' \
-    "$BASE_IMAGE" "$RABBITMQ_IMAGE" "$MOSQUITTO_IMAGE"
+docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "$BASE_IMAGE" -e "$RABBITMQ_IMAGE" -e "$MOSQUITTO_IMAGE" -e "$PYTHON_IMAGE" >&2 || true
+printf 'MQKIT_STANDIN_BASE_IMAGE=%s\nMQKIT_STANDIN_RABBITMQ_IMAGE=%s\nMQKIT_STANDIN_MOSQUITTO_IMAGE=%s\nMQKIT_STANDIN_PYTHON_IMAGE=%s\n' \
+    "$BASE_IMAGE" "$RABBITMQ_IMAGE" "$MOSQUITTO_IMAGE" "$PYTHON_IMAGE"

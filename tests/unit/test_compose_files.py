@@ -1,8 +1,9 @@
 """The compose files under docker/: parsed and checked, and validated by `docker compose`.
 
 docker/compose.yaml runs both brokers; docker/mqtt-python/compose.yaml is the lecture's
-Mosquitto + producer + consumer example. Nothing is built or started here (the integration
-test runs the scripts and the broker commands for real).
+Mosquitto + producer + consumer example, compose.ci.yaml its override for a machine without a
+bridge network, and lecture/ keeps the lecture's own choices to compare with. Nothing is built
+or started here (tests/docker/test_compose_example.py runs the example end to end).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tests.helpers import require
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 EXAMPLE = DOCKER / "mqtt-python"
+CI_OVERRIDE = EXAMPLE / "compose.ci.yaml"
+LECTURE = EXAMPLE / "lecture"
 COMPOSE_FILES = {"brokers": DOCKER / "compose.yaml", "mqtt-python": EXAMPLE / "compose.yaml"}
 #: What `docker compose config` needs to interpolate each file (passwords have no default).
 COMPOSE_ENV = {"brokers": {"BROKER_PASSWORD": "not-a-secret"}, "mqtt-python": {}}
@@ -148,7 +151,9 @@ def test_images_build_from_a_pinned_slim_python_and_run_unbuffered(role):
     dockerfile = (context / build["dockerfile"]).read_text()
     assert build["dockerfile"] == f"Dockerfile-{role}"
     instructions = [line for line in dockerfile.splitlines() if line and not line.startswith("#")]
-    assert re.fullmatch(r"FROM python:3\.\d+\.\d+-slim(-\w+)?", instructions[0])
+    # The base is an argument (compose.ci.yaml builds on a local stand-in); its default is pinned.
+    assert re.fullmatch(r"ARG BASE=python:3\.\d+\.\d+-slim(-\w+)?", instructions[0])
+    assert instructions[1] == "FROM ${BASE}"
     assert instructions[-1] == f'CMD ["python", "-u", "{role}.py"]'
     assert any(line.startswith("USER ") for line in instructions), "runs as root"
     for line in instructions:
@@ -208,4 +213,86 @@ def test_docker_compose_accepts_the_file(name, monkeypatch):
         monkeypatch.setenv(variable, value)
     result = subprocess.run([*command, *options, "-f", str(path), "config", "-q"],
                             capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+# -- compose.ci.yaml: the same example on the host's network ---------------------------------
+
+def ci_services() -> dict[str, dict]:
+    return yaml.safe_load(CI_OVERRIDE.read_text())["services"]
+
+
+def test_ci_override_changes_every_service_and_adds_none():
+    assert set(ci_services()) == set(services("mqtt-python"))
+
+
+def test_ci_override_needs_no_bridge_network():
+    for service, spec in ci_services().items():
+        wanted = "none" if service == ONE_SHOT else "host"
+        assert spec["network_mode"] == wanted, service
+        assert "ports" not in spec, service
+        assert "networks" not in spec, service
+
+
+def test_ci_override_points_the_clients_at_the_broker_on_loopback():
+    overrides = ci_services()
+    port = "${MQTT_CI_PORT:?set MQTT_CI_PORT to a free port}"
+    assert overrides["mosquitto"]["environment"]["MQTT_PORT"] == port
+    for role in ("producer", "consumer"):
+        assert overrides[role]["environment"] == {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": port}
+        # The same Dockerfiles, FROM a base chosen by the caller (ARG BASE).
+        assert set(overrides[role]["build"]) == {"args", "network"}
+        assert overrides[role]["build"]["args"]["BASE"].startswith("${MQTT_CI_BASE:-")
+        assert overrides[role]["image"].startswith("mqkit-ci/")
+
+
+def test_ci_broker_listens_on_loopback_only_with_the_same_config():
+    # The override rewrites exactly one line of mosquitto.conf: it must be there, once.
+    command = " ".join(ci_services()["mosquitto"]["command"])
+    pattern = re.search(r's/\^(listener 1883)\$\$/(listener \$\$MQTT_PORT 127\.0\.0\.1)/', command)
+    assert pattern, command
+    assert (EXAMPLE / "mosquitto.conf").read_text().splitlines().count(pattern.group(1)) == 1
+    health = " ".join(ci_services()["mosquitto"]["healthcheck"]["test"])
+    assert '-h 127.0.0.1 -p "$$MQTT_PORT"' in health
+
+
+def test_ci_override_uses_the_images_mqkit_runs_by_default():
+    for service in ("mosquitto-init", "mosquitto"):
+        assert ci_services()[service]["image"] == \
+            f"${{MQTT_CI_MOSQUITTO_IMAGE:-{DEFAULT_MOSQUITTO_IMAGE}}}"
+    dockerfile = (EXAMPLE / "Dockerfile-consumer").read_text()
+    default_base = re.search(r"^ARG BASE=(\S+)$", dockerfile, re.MULTILINE).group(1)
+    for role in ("producer", "consumer"):
+        assert ci_services()[role]["build"]["args"]["BASE"] == \
+            f"${{MQTT_CI_BASE:-{default_base}}}"
+
+
+# -- lecture/: the lecture's choices, shown in lab 10 next to ours ----------------------------
+
+def test_lecture_compose_file_keeps_the_lectures_choices():
+    text = (LECTURE / "docker-compose.yml").read_text()
+    lecture = yaml.safe_load(text)
+    assert lecture["version"] == "3.7"
+    assert lecture["services"]["mosquitto"]["image"] == "toke/mosquitto"
+    for role in ("producer", "consumer"):
+        assert lecture["services"][role]["volumes"] == ["./app:/app"]
+        assert lecture["services"][role]["depends_on"] == ["mosquitto"]
+    assert "Do not run it" in text
+
+
+def test_lecture_dockerfile_keeps_the_lectures_base():
+    lines = (LECTURE / "Dockerfile-consumer").read_text().splitlines()
+    assert "FROM python:3.9-slim-buster" in lines
+    assert lines[-1] == 'CMD ["python", "consumer.py"]'
+
+
+def test_docker_compose_accepts_the_ci_override(monkeypatch):
+    command = compose_command()
+    require(command is not None,
+            "neither the `docker compose` plugin nor `docker-compose` is installed")
+    assert command is not None
+    monkeypatch.setenv("MQTT_CI_PORT", "18830")
+    result = subprocess.run([*command, "--env-file", str(EXAMPLE / ".env.example"),
+                             "-f", str(COMPOSE_FILES["mqtt-python"]), "-f", str(CI_OVERRIDE),
+                             "config", "-q"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
