@@ -63,6 +63,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MQKIT_MANAGEMENT_PORT", "0", "management API port; 0 picks a free one"),
     Variable("MQKIT_RABBITMQ_MEMORY", "512MiB",
              "RabbitMQ memory high watermark for started brokers (Binder has 1-2 GB)"),
+    Variable("MQKIT_CA_FILE", "",
+             "a CA certificate (PEM) that amqps://, mqtts:// and https:// brokers are verified "
+             "against; unset: the system's CAs"),
+    Variable("MQKIT_TLS_CERT_FILE", "",
+             "certificate (PEM) for TLS listeners of started brokers (with the key and ports "
+             "below), besides their plain ones"),
+    Variable("MQKIT_TLS_KEY_FILE", "", "the private key (PEM) of MQKIT_TLS_CERT_FILE"),
+    Variable("MQKIT_AMQPS_PORT", "0",
+             "AMQP over TLS port of a started RabbitMQ; 0: no TLS listener"),
+    Variable("MQKIT_MQTTS_PORT", "0", "MQTT over TLS port of a started Mosquitto; 0: none"),
 )
 
 
@@ -102,6 +112,11 @@ class Settings:
     mqtt_port: int = 0
     management_port: int = 0
     rabbitmq_memory: str = "512MiB"
+    ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    amqps_port: int = 0
+    mqtts_port: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -163,9 +178,20 @@ class Settings:
                     f"MQKIT_RABBITMQ_MEMORY={memory!r} is not an amount of memory.",
                     hint="Use an absolute amount such as 512MiB or 1GB.")
             values["rabbitmq_memory"] = memory
-        for name in ("amqp_port", "mqtt_port", "management_port"):
+        for name in ("amqp_port", "mqtt_port", "management_port", "amqps_port", "mqtts_port"):
             if name in values:
                 values[name] = _port(f"MQKIT_{name.upper()}", str(values[name]))
+        for name in ("ca_file", "tls_cert_file", "tls_key_file"):
+            if name in values:
+                path = Path(str(values[name])).expanduser()
+                if not path.is_file():
+                    raise ConfigError(f"MQKIT_{name.upper()}={values[name]!r}: no such file.",
+                                      hint="Give the path of a PEM file that exists here.")
+                values[name] = str(path.absolute())
+        if bool(values.get("tls_cert_file")) != bool(values.get("tls_key_file")):
+            raise ConfigError("MQKIT_TLS_CERT_FILE and MQKIT_TLS_KEY_FILE go together: one is "
+                              "set without the other.",
+                              hint="Set both (the certificate and its key), or neither.")
         return cls(**values)
 
     @property

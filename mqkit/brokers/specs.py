@@ -193,10 +193,38 @@ def _rabbitmq_files(launch: Launch) -> dict[str, str]:
     # RABBITMQ_DEFAULT_* variables (see _rabbitmq_container).
     extra = ("" if launch.in_container
              else f"default_user = {state.username}\ndefault_pass = {state.password}\n")
+    tls = _tls_files(launch, "amqps_port")
+    if tls:
+        # Clients verify the server; the server asks for no client certificate.
+        extra += (f"listeners.ssl.1 = {launch.bind}:{launch.settings.amqps_port}\n"
+                  f"ssl_options.certfile = {tls[0]}\nssl_options.keyfile = {tls[1]}\n"
+                  "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n")
     conf = render("rabbitmq/rabbitmq.conf.template", bind=launch.bind,
                   amqp_port=launch.ports["amqp"], management_port=launch.ports["management"],
                   memory=launch.settings.rabbitmq_memory, extra=extra)
     return {"rabbitmq.conf": conf, "enabled_plugins": _ENABLED_PLUGINS}
+
+
+def _tls_files(launch: Launch, port_setting: str) -> tuple[str, str] | None:
+    """``(certfile, keyfile)`` when this broker gets a TLS listener besides its plain one.
+
+    Raises:
+        ConfigError: a TLS port without a certificate, or TLS asked of a container.
+    """
+    from mqkit.exceptions import ConfigError
+
+    settings = launch.settings
+    if not getattr(settings, port_setting):
+        return None
+    if not settings.tls_cert_file:
+        raise ConfigError(f"MQKIT_{port_setting.upper()} asks for a TLS listener, but no "
+                          "certificate is set.", hint="Set MQKIT_TLS_CERT_FILE and "
+                                                      "MQKIT_TLS_KEY_FILE too.")
+    if launch.in_container:
+        raise ConfigError("TLS listeners of started brokers are for the process backend.",
+                          hint="Use MQKIT_BACKEND=process, or leave MQKIT_AMQPS_PORT and "
+                               "MQKIT_MQTTS_PORT unset.")
+    return settings.tls_cert_file, settings.tls_key_file
 
 
 def _erlang_env(launch: Launch) -> dict[str, str]:
@@ -276,6 +304,10 @@ def _mosquitto_files(launch: Launch) -> dict[str, str]:
                  "log_dest": f"file {launch.folder / 'mosquitto.log'}"}
         # Run as root, mosquitto drops to user "mosquitto", which cannot read this file.
         extra = "user root\n" if os.geteuid() == 0 else ""
+        tls = _tls_files(launch, "mqtts_port")
+        if tls:  # a second listener; users and passwords are the same on both
+            extra += (f"\nlistener {launch.settings.mqtts_port} {launch.bind}\n"
+                      f"certfile {tls[0]}\nkeyfile {tls[1]}\n")
     conf = render("mosquitto/mosquitto.conf.template", bind=launch.bind,
                   mqtt_port=launch.ports["mqtt"], extra=extra, **where)
     prefix = "config/" if launch.in_container else ""

@@ -89,6 +89,11 @@ def amqp_parameters(
     result = []
     for part in (p.strip() for p in url.split(",") if p.strip()):
         parameters = pika.URLParameters(part)
+        if parameters.ssl_options is not None:  # amqps://: verified against MQKIT_CA_FILE
+            from mqkit.clients.tls import tls_context
+
+            parameters.ssl_options = pika.SSLOptions(tls_context(),
+                                                     server_hostname=parameters.host)
         if heartbeat is not None:
             parameters.heartbeat = heartbeat
         parameters.client_properties = {"connection_name": name or "mqkit"}
@@ -129,9 +134,12 @@ def open_blocking(parameters: list[pika.URLParameters], url: str, *,
             hint="Check the credentials (user name, password and vhost) in the AMQP URL; "
                  "`mqkit status` shows the URL of brokers mqkit started.") from None
     except (pe.AMQPError, OSError) as exc:
+        from mqkit.clients.tls import HINT_CA, is_certificate_error
+
         reason = exc.args[0] if isinstance(exc, pe.AMQPConnectionError) and exc.args else exc
         raise BrokerConnectionError(f"No AMQP connection {place}: {reason!r}.",
-                                    hint=HINT_RUNNING) from None
+                                    hint=HINT_CA if is_certificate_error(exc)
+                                    else HINT_RUNNING) from None
 
 
 def amqp_connection(

@@ -86,16 +86,25 @@ class ManagementClient:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         shown = f"{method} {self._base}/{path}"
+        context = None
+        if self.address.is_tls:  # https://: verified against MQKIT_CA_FILE
+            from mqkit.clients.tls import tls_context
+
+            context = tls_context()
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout,
+                                        context=context) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             raise _http_error(exc, shown, self.address) from None
         except (urllib.error.URLError, OSError) as exc:
+            from mqkit.clients.tls import HINT_CA, is_certificate_error
+
             raise BrokerConnectionError(
                 f"No answer from the management API (host={self.address.host}, "
                 f"port={self.address.port}) for {shown}: {exc}.",
-                hint="Is RabbitMQ running with the management plugin? Try `mqkit status`."
+                hint=HINT_CA if is_certificate_error(exc) else
+                "Is RabbitMQ running with the management plugin? Try `mqkit status`."
             ) from None
         return json.loads(payload) if payload.strip() else None
 

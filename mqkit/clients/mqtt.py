@@ -96,8 +96,10 @@ def mqtt_client(
                          clean_session=clean_session)
     if address.username:
         client.username_pw_set(address.username, address.password)
-    if address.is_tls:
-        client.tls_set()
+    if address.is_tls:  # mqtts://: verified against MQKIT_CA_FILE (or the system's CAs)
+        from mqkit.clients.tls import tls_context
+
+        client.tls_set_context(tls_context())
     client._mqkit_address = address  # type: ignore[attr-defined]  # read by mqtt_connect
     return client
 
@@ -173,8 +175,11 @@ def mqtt_connect(
         client.connect(address.host, address.port, keepalive=keepalive)
     except OSError as exc:
         client.on_connect = user_on_connect
+        from mqkit.clients.tls import HINT_CA, is_certificate_error
+
         raise BrokerConnectionError(f"No MQTT connection {where}: {exc!r}.",
-                                    hint=HINT_RUNNING) from None
+                                    hint=HINT_CA if is_certificate_error(exc)
+                                    else HINT_RUNNING) from None
     loop = MQTTLoop(client, key)
     register(key, loop)
     client.loop_start()
