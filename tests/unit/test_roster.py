@@ -113,11 +113,11 @@ def test_the_record_survives_a_round_trip_privately(tmp_path: Path) -> None:
         load_record(tmp_path / "room")
 
 
-def test_a_card_holds_the_instruction_and_the_three_urls(tmp_path: Path) -> None:
+def test_a_card_holds_the_instruction_and_the_four_urls(tmp_path: Path) -> None:
     record = _record()
     student = record.students["ann"]
     text = card_text(record, student)
-    assert text.count("\n") == 5
+    assert text.count("\n") == 6
     assert text.startswith("# mqkit connection card of Ann Lee (ann), private")
     path = write_card(tmp_path, record, student)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -125,7 +125,9 @@ def test_a_card_holds_the_instruction_and_the_three_urls(tmp_path: Path) -> None
         "MQKIT_BACKEND": "external",
         "MQKIT_AMQP_URL": "amqp://student-ann:pw1@mq.example.edu:5672/student-ann",
         "MQKIT_MQTT_URL": "mqtt://student-ann:pw2@mq.example.edu:21000",
-        "MQKIT_MANAGEMENT_URL": "http://student-ann:pw1@mq.example.edu:15672"}
+        "MQKIT_MANAGEMENT_URL": "http://student-ann:pw1@mq.example.edu:15672",
+        # The progress board's vhost: the prefix without its dash, then ":progress".
+        "MQKIT_CLASSROOM_URL": "amqp://student-ann:pw1@mq.example.edu:5672/student%3Aprogress"}
 
 
 def test_the_systemd_unit_runs_up_at_boot_and_down_at_stop(tmp_path: Path) -> None:
