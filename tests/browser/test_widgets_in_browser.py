@@ -8,16 +8,21 @@ queue after a refresh. A RoutingExplainer over a topic exchange read from the br
 TopicFilterExplainer show, for a routing key and a topic typed into them, the verdicts of
 :mod:`mqkit.routing`. Last, the RabbitMQ management UI through jupyter-server-proxy: log in,
 the Overview lists the node, a queue's page (``api/queues/%2F/NAME``) opens, and no API call
-fails (no 412 on the browser's revalidations). Screenshots go to ``test-artifacts/browser/``.
+fails (no 412 on the browser's revalidations). Then the tour of lab 01: the Queues page lists
+a queue whose consumer forgot its acks with *Unacked* 2, and the Connections, Channels and
+Exchanges tabs show what the lab says they show. Screenshots go to
+``test-artifacts/browser/`` (``9-management-queues-via-proxy.png``: the queues page).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -134,6 +139,7 @@ def test_widgets_render_and_work(chromium_path, brokers, broker_state_dir, tmp_p
             expect(ui).to_have_title("RabbitMQ Management", timeout=STEP)
             ui.screenshot(path=ARTIFACTS / "6-management-login-via-proxy.png")
             check_management_ui(ui, brokers.management, queue)
+            check_management_tour(ui, brokers, queue)
         except Exception:
             # What the browser showed when it failed, beside the other screenshots.
             pages = [shown for context in browser.contexts for shown in context.pages]
@@ -227,10 +233,104 @@ def check_management_ui(ui, management, queue):
     ui.goto(ui.url.split("#")[0] + f"#/queues/%2F/{queue}")
     expect(ui.locator("h1", has_text=queue)).to_be_visible(timeout=STEP)
     expect(ui.get_by_text("Ready").first).to_be_visible(timeout=STEP)
-    ui.screenshot(path=ARTIFACTS / "8-management-queue-via-proxy.png")
+    # The sections lab 01's tour names: the queue's bindings, consumers and Get messages.
+    for section in ("Consumers", "Bindings", "Get messages"):
+        expect(ui.locator("#main h2", has_text=section).first).to_be_visible(timeout=STEP)
+    ui.screenshot(path=ARTIFACTS / "8-management-queue-via-proxy.png", full_page=True)
     ui.remove_listener("response", record)
     failed = [(url, status) for url, _, status in api_calls if status >= 400]
     assert not failed, failed
     # The browser revalidated cached answers (If-None-Match): these used to get 412.
     assert any(conditional for _, conditional, _ in api_calls), api_calls
     assert any(f"/api/queues/%2F/{queue}" in url for url, _, _ in api_calls), api_calls
+
+
+#: Lab 01's tour: the connection the test names, and how many deliveries it leaves unacked.
+TOUR_CONNECTION = "browser-tour"
+UNACKED = 2
+
+
+def columns(table, row) -> dict[str, str]:
+    """A management UI list row as header -> cell text (the last header row names cells)."""
+    headers = [text.strip() for text in
+               table.locator("thead tr").last.locator("th").all_inner_texts()]
+    cells = [text.strip() for text in row.locator("td, th").all_inner_texts()]
+    return dict(zip(headers, cells, strict=False))
+
+
+def wait_for_columns(ui, table, row, expected: dict[str, str]) -> dict[str, str]:
+    """The row's cells once they show ``expected`` (the UI refreshes every 5 s)."""
+    deadline = time.monotonic() + STEP / 1000
+    while True:
+        seen = columns(table, row)
+        if all(seen.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            return seen
+        ui.wait_for_timeout(500)
+
+
+def check_management_tour(ui, brokers, queue):
+    """Lab 01's tour: a forgotten ack on the Queues page, and the tabs the lab names."""
+    from playwright.sync_api import expect
+
+    import mqkit
+
+    forgotten = f"{queue}.forgotten"
+    connection = mqkit.amqp_connection(brokers, name=TOUR_CONNECTION)
+    try:
+        channel = connection.channel()
+        channel.queue_declare(forgotten, durable=True, arguments={"x-expires": 600_000})
+        for number in range(UNACKED):
+            channel.basic_publish(exchange="", routing_key=forgotten, body=f"job {number}")
+        taken = 0
+        for method, _properties, _body in channel.consume(forgotten, inactivity_timeout=1):
+            if method is None:
+                break
+            taken += 1  # and no ack: the forgotten ack of lab 01
+        assert taken == UNACKED
+        base = ui.url.split("#")[0]
+        # Queues: the forgotten queue's row, Ready 0 and Unacked 2, and the rate columns.
+        ui.goto(base + "#/queues")
+        expect(ui.locator("h1", has_text="Queues")).to_be_visible(timeout=STEP)
+        table = ui.locator("#main table.list").first
+        row = table.locator("tbody tr", has=ui.get_by_text(forgotten, exact=True))
+        expect(row).to_have_count(1, timeout=STEP)
+        wanted = {"Ready": "0", "Unacked": str(UNACKED), "Total": str(UNACKED)}
+        seen = wait_for_columns(ui, table, row, wanted)
+        assert {k: seen.get(k) for k in wanted} == wanted, seen
+        assert {"incoming", "deliver / get", "ack"} <= set(seen), seen
+        row.scroll_into_view_if_needed()
+        ui.screenshot(path=ARTIFACTS / "9-management-queues-via-proxy.png", full_page=True)
+        # Connections: the client-provided name under the connection's address.
+        ui.goto(base + "#/connections")
+        table = ui.locator("#main table.list").first
+        row = table.locator("tbody tr", has_text=TOUR_CONNECTION)
+        expect(row).to_have_count(1, timeout=STEP)
+        address = columns(table, row)["Name"].split()[0]  # 127.0.0.1:PORT, then the name
+        seen = wait_for_columns(ui, table, row, {"Channels": "1"})
+        assert seen.get("Channels") == "1", seen
+        ui.screenshot(path=ARTIFACTS / "10-management-connections-via-proxy.png",
+                      full_page=True)
+        # Channels: "address (number)", holding the unacked deliveries; a Prefetch column.
+        ui.goto(base + "#/channels")
+        table = ui.locator("#main table.list").first
+        row = table.locator("tbody tr", has=ui.get_by_text(f"{address} (1)", exact=True))
+        expect(row).to_have_count(1, timeout=STEP)
+        seen = wait_for_columns(ui, table, row, {"Unacked": str(UNACKED)})
+        assert seen.get("Unacked") == str(UNACKED), seen
+        assert "Prefetch" in seen, seen
+        ui.screenshot(path=ARTIFACTS / "11-management-channels-via-proxy.png", full_page=True)
+        # Exchanges: the default exchange by the name the UI gives it.
+        ui.goto(base + "#/exchanges")
+        expect(ui.locator("#main").get_by_text("(AMQP default)")).to_be_visible(timeout=STEP)
+        ui.screenshot(path=ARTIFACTS / "12-management-exchanges-via-proxy.png",
+                      full_page=True)
+        # Overview: the queued-messages and message-rates charts the lab points to.
+        ui.goto(base + "#/")
+        for title in ("Queued messages", "Message rates"):
+            expect(ui.locator("#main", has_text=title).first).to_be_visible(timeout=STEP)
+        ui.screenshot(path=ARTIFACTS / "13-management-overview-charts-via-proxy.png",
+                      full_page=True)
+    finally:
+        with contextlib.suppress(Exception):
+            connection.channel().queue_delete(forgotten)
+        connection.close()
