@@ -1,0 +1,246 @@
+"""The labs as Otter-Grader assignments, and ``otter run`` with a namespace per submission.
+
+:func:`build_course` writes one Otter master notebook per lab, ``DIR/labNN/labNN.ipynb``, in
+Otter's notebook format (raw ``# ASSIGNMENT CONFIG``, ``# BEGIN QUESTION``, ``# BEGIN
+TESTS`` cells), for ``otter assign``:
+
+* an **exercise** cell holds mqkit's student stub in an Otter prompt block and the solution
+  in a ``# BEGIN SOLUTION NO PROMPT`` block, so the student notebook gets mqkit's stub (which
+  runs) rather than Otter's ``...``;
+* a **self-check** cell is a question worth its check's points whose one test runs the check
+  in a fresh process (:mod:`mqkit.grading.verdict`); the cell's ``otter.tests`` metadata makes
+  Otter run the test right after it, while the notebook's workers still run;
+* each **hidden** check (the instructor's ``--checks`` file) is a question with a hidden test
+  and no cell, run after the last cell.
+
+Otter's own cells (init, check, check-all, export) are left out, so the student notebook is
+mqkit's student notebook plus Otter's metadata.
+
+:func:`grade` runs Otter's local mode, ``otter run``, once per submission with a fresh
+namespace made in this process; ``otter grade`` does the same in Otter's Docker image (see
+``docs/grading.md``).
+
+Example:
+    $ mqkit build-labs --format otter otter --checks hidden_checks.py --lab 10
+    $ otter assign otter/lab10/lab10.ipynb otter/lab10/dist
+    $ python -m mqkit.grading.otter_assignment grade otter/lab10/dist/autograder/*.zip inbox/*.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mqkit.endpoints import Endpoints
+from mqkit.grading.export import ExtraChecks, LabNotebooks, lab_cells
+from mqkit.grading.verdict import verdict_code
+
+log = logging.getLogger(__name__)
+
+#: The assignment config: no Otter cells (the notebook stays mqkit's), tests in files in
+#: exception format (the test runs a process, it compares no output), and no test run of the
+#: solution while assigning (it needs brokers).
+CONFIG = {
+    "check_all_cell": False,
+    "export_cell": False,
+    "generate": True,
+    "init_cell": False,
+    "run_tests": False,
+    "strip_solutions_from_all_cells": True,
+    "tests": {"files": True, "ok_format": False},
+}
+
+
+def question_name(check_id: str) -> str:
+    """An Otter question (and test file) name for a check: ``check_03_all_acked``."""
+    return "check_" + re.sub(r"\W+", "_", check_id)
+
+
+def _raw(text: str) -> Any:
+    import nbformat
+
+    return nbformat.v4.new_raw_cell(text)
+
+
+def _exercise(student: str, solution: str) -> str:
+    """Otter markup that gives students ``student`` and the autograder ``solution``.
+
+    The stub is a raw string in the solution notebook (a statement that does nothing) whose
+    delimiting lines Otter drops for students; the solution sits in a region Otter removes.
+    """
+    quote = "'''" if '"""' in student else '"""'
+    if quote in student:
+        raise ValueError("an exercise stub with both kinds of triple quotes cannot be a prompt")
+    return (f"r{quote} # BEGIN PROMPT\n{student}\n{quote};  # END PROMPT\n"
+            f"# BEGIN SOLUTION NO PROMPT\n{solution}\n# END SOLUTION")
+
+
+def _test_cell(name: str, points: int, hidden: bool, code: str) -> Any:
+    import nbformat
+
+    body = "".join(f"    {line}\n" if line else "\n" for line in code.splitlines())
+    source = (f'""" # BEGIN TEST CONFIG\npoints: {points}\nhidden: {str(hidden).lower()}\n'
+              f'""" # END TEST CONFIG\ndef test_{name}():\n{body}test_{name}()')
+    return nbformat.v4.new_code_cell(source)
+
+
+def master_notebook(lab: LabNotebooks, extra: ExtraChecks) -> Any:
+    """The Otter master notebook of one lab (see the module docstring)."""
+    import copy
+
+    import nbformat
+    import yaml
+
+    notebook = nbformat.reads(lab.student, as_version=4)
+    config = {"name": lab.assignment, **CONFIG}
+    cells = [_raw("# ASSIGNMENT CONFIG\n" + yaml.safe_dump(config, sort_keys=True))]
+    for item in lab_cells(lab, extra):
+        cell = copy.deepcopy(item.student)
+        if item.kind == "exercise":
+            if cell.cell_type == "code":
+                cell.source = _exercise(item.student.source, item.solution.source)
+            cells.append(cell)
+            continue
+        if item.kind not in ("self-check", "hidden"):
+            cells.append(cell)
+            continue
+        name = question_name("-".join(c.id for c in item.checks))
+        cells.append(_raw(f"# BEGIN QUESTION\nname: {name}\npoints: {item.points}\n"
+                          "check_cell: false"))
+        if item.kind == "self-check":
+            cell.metadata["otter"] = {"tests": [name]}
+            cells.append(cell)
+        code = "".join(verdict_code(c.id, extra.source_for(c.id)) for c in item.checks)
+        cells += [_raw("# BEGIN TESTS"),
+                  _test_cell(name, item.points, item.kind == "hidden", code),
+                  _raw("# END TESTS"), _raw("# END QUESTION")]
+    notebook.cells = cells
+    return notebook
+
+
+def build_course(folder: Path, labs: Sequence[LabNotebooks],
+                 checks: str | Path | None = None) -> list[Path]:
+    """Write ``folder/labNN/labNN.ipynb``, an Otter master notebook per lab.
+
+    Args:
+        folder: where to write.
+        labs: the labs' rendered notebooks.
+        checks: the instructor's extra-checks file: hidden tests.
+
+    Returns:
+        The notebooks written.
+
+    Raises:
+        ConfigError: the checks file does not load.
+    """
+    import nbformat
+
+    extra = ExtraChecks.load(checks)
+    written = []
+    for lab in labs:
+        path = folder / lab.assignment / f"{lab.assignment}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(nbformat.writes(master_notebook(lab, extra)) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+# -- grading with a namespace per submission --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Score:
+    """One submission's total as Otter computed it."""
+
+    student: str
+    points: float
+    max_points: float
+
+
+def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | None = None,
+          with_mqtt: bool = True, out: Path | None = None) -> list[Score]:
+    """Grade each submission with ``otter run`` (Otter's local mode) in its own namespace.
+
+    The student is the file name (``alice.ipynb``). Each run gets only its namespace's
+    ``MQKIT_*`` variables; Otter's kernel is not sandboxed (see ``docs/grading.md``).
+
+    Args:
+        autograder: the autograder zip that ``otter assign`` generated.
+        submissions: the students' notebooks.
+        broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
+        with_mqtt: give each submission its own Mosquitto.
+        out: where to keep Otter's ``STUDENT.json`` results (default: nowhere).
+
+    Returns:
+        The scores, sorted by student.
+
+    Raises:
+        subprocess.CalledProcessError: Otter failed for a submission.
+    """
+    from mqkit.config import Settings
+    from mqkit.grading.grader import kernel_environment
+    from mqkit.grading.namespace import Namespace
+
+    if broker is None:
+        from mqkit.brokers.launcher import start_brokers
+
+        broker = start_brokers()
+    binary = Settings.from_env().mosquitto_binary
+    scores = []
+    for path in sorted(submissions):
+        student = path.stem
+        with Namespace.create(broker, student, with_mqtt=with_mqtt,
+                              mosquitto_binary=binary) as space, \
+                tempfile.TemporaryDirectory(prefix="mqkit-otter-") as home:
+            env = kernel_environment(space.environment(), Path(home))
+            env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent),
+                                           env.get("PATH", os.defpath)))
+            command = [sys.executable, "-m", "otter", "run", "--no-logo", "-a",
+                       str(autograder.resolve()), "-o", home, str(path.resolve())]
+            done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True,
+                                  check=False)
+            if done.returncode != 0:
+                raise subprocess.CalledProcessError(done.returncode, command, done.stdout,
+                                                    done.stderr)
+            results = json.loads((Path(home) / "results.json").read_text(encoding="utf-8"))
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"{student}.json").write_text(json.dumps(results, indent=1),
+                                                     encoding="utf-8")
+        scores.append(_score(student, results))
+    return scores
+
+
+def _score(student: str, results: dict[str, Any]) -> Score:
+    tests = results.get("tests", [])
+    return Score(student, float(sum(t.get("score", 0) for t in tests)),
+                 float(sum(t.get("max_score", 0) for t in tests)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mqkit.grading.otter_assignment grade AUTOGRADER.zip NOTEBOOK...``."""
+    parser = argparse.ArgumentParser(prog="python -m mqkit.grading.otter_assignment")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("grade", help="otter run, a namespace per submission")
+    run.add_argument("autograder", help="the autograder zip of otter assign")
+    run.add_argument("submissions", nargs="+", help="the students' notebooks (STUDENT.ipynb)")
+    run.add_argument("--out", default=None, help="keep Otter's results here")
+    args = parser.parse_args(argv)
+    for score in grade(Path(args.autograder), [Path(p) for p in args.submissions],
+                       out=Path(args.out) if args.out else None):
+        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

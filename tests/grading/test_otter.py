@@ -1,0 +1,140 @@
+"""Otter grades the labs as `mqkit grade` does: assignments from labs/_src, real Otter, brokers.
+
+`mqkit build-labs --format otter` writes the master notebooks; `otter assign` makes the student
+notebook and the autograder zip; the four submissions of each lab (solution, blank, partial,
+monkeypatching) are graded by Otter's local mode, `otter run` (its `otter grade` needs Docker
+and Otter's image), in a namespace each, and by `mqkit grade`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mqkit import cli
+from mqkit.authoring import render_notebook
+from mqkit.grading.grader import grade
+from mqkit.grading.otter_assignment import grade as otter_grade
+from tests.grading.test_grader import SANDBOX
+from tests.grading.test_nbgrader import (
+    EXTRA,
+    LABS,
+    NAMES,
+    PARTIAL,
+    PATCH,
+    STUDENTS,
+    student_notebook,
+)
+
+pytest.importorskip("otter", reason="otter-grader is in the test extra")
+
+
+def otter_assign(master: Path) -> Path:
+    env = {**os.environ,
+           "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"]))}
+    done = subprocess.run([sys.executable, "-m", "otter", "assign", master.name, "dist"],
+                          cwd=master.parent, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return master.parent / "dist"
+
+
+@pytest.fixture(scope="module")
+def assignments(tmp_path_factory) -> dict[str, Path]:
+    """``{lab: dist folder}`` of ``otter assign``."""
+    folder = tmp_path_factory.mktemp("otter")
+    labs = [arg for number in NAMES for arg in ("--lab", number)]
+    assert cli.main(["build-labs", "--labs", str(LABS), "--format", "otter", str(folder),
+                     *labs, "--checks", str(EXTRA)]) == 0
+    return {number: otter_assign(folder / f"lab{number}" / f"lab{number}.ipynb")
+            for number in NAMES}
+
+
+def without_otter(cell: dict) -> dict:
+    """A cell without what Otter adds: its metadata and the lock on test cells."""
+    metadata = {k: v for k, v in cell["metadata"].items()
+                if k not in ("otter", "editable", "deletable")}
+    return {**cell, "metadata": metadata}
+
+
+def test_student_notebook_is_mqkits(assignments) -> None:
+    for number, dist in assignments.items():
+        released = json.loads((dist / "student" / f"lab{number}.ipynb").read_text())
+        student = student_notebook(number)
+        assert {k: v for k, v in released["metadata"].items() if k != "otter"} == \
+            student["metadata"]
+        assert [without_otter(c) for c in released["cells"]] == student["cells"]
+
+
+def test_hidden_test_stays_in_the_autograder(assignments) -> None:
+    dist = assignments["03"]
+    student = (dist / "student" / "tests" / "check_03_hidden_tasks_durable.py").read_text()
+    autograder = (dist / "autograder" / "tests" / "check_03_hidden_tasks_durable.py").read_text()
+    assert "mqkit.grading.verdict" not in student
+    assert "mqkit.grading.verdict" in autograder
+    assert "hidden=True" in autograder
+
+
+def submissions(dist: Path, number: str) -> dict[str, nbformat.NotebookNode]:
+    """Solution, blank, partial and patcher, from Otter's student notebook."""
+    blank = nbformat.read(dist / "student" / f"lab{number}.ipynb", 4)
+    source = (LABS / "_src" / f"{NAMES[number]}.py").read_text(encoding="utf-8")
+    answers = nbformat.reads(render_notebook(source, "solution", NAMES[number],
+                                             with_outputs=False), 4)
+    exercises = [i for i, c in enumerate(blank.cells)
+                 if "exercise" in c.metadata.get("tags", [])]
+
+    def solved(count: int) -> nbformat.NotebookNode:
+        notebook = nbformat.from_dict(json.loads(json.dumps(blank)))
+        for index in exercises[:count]:
+            notebook.cells[index].source = answers.cells[index].source
+        return notebook
+
+    patcher = solved(0)
+    first = f"{number}.all-acked" if number == "03" else f"{number}.retained-message"
+    patcher.cells.insert(0, nbformat.v4.new_code_cell(PATCH.replace("{check}", first),
+                                                      id="patch"))
+    return {"blank": blank, "partial": solved(PARTIAL[number]), "patcher": patcher,
+            "solution": solved(len(exercises))}
+
+
+@pytest.fixture(scope="module", params=sorted(NAMES))
+def graded(request, assignments, brokers, tmp_path_factory):
+    """(lab, Otter's totals, mqkit grade's totals, results folder) for one lab."""
+    number = request.param
+    dist = assignments[number]
+    inbox = tmp_path_factory.mktemp(f"otter-inbox-{number}")
+    for student, notebook in submissions(dist, number).items():
+        nbformat.write(notebook, inbox / f"{student}.ipynb")
+    zips = sorted((dist / "autograder").glob("*.zip"))
+    assert len(zips) == 1
+    results = tmp_path_factory.mktemp(f"otter-results-{number}")
+    start = time.monotonic()
+    scores = otter_grade(zips[0], sorted(inbox.glob("*.ipynb")), broker=brokers, out=results)
+    took = time.monotonic() - start
+    shutil.copytree(inbox, results / "inbox")
+    book = grade(number, sorted(inbox.glob("*.ipynb")), extra_checks=EXTRA, broker=brokers,
+                 sandbox=SANDBOX, timeout=60, workers=2)
+    return number, {s.student: (s.points, s.max_points) for s in scores}, book.totals(), took
+
+
+def test_otter_totals_equal_mqkit_grade(graded) -> None:
+    _, otter_totals, mqkit_totals, _ = graded
+    assert sorted(otter_totals) == list(STUDENTS)
+    assert otter_totals == {s: (float(p), float(m)) for s, (p, m) in mqkit_totals.items()}
+    full = mqkit_totals["solution"][1]
+    assert mqkit_totals["solution"][0] == full
+    assert mqkit_totals["blank"][0] < mqkit_totals["partial"][0] < full
+
+
+def test_monkeypatching_the_checks_gains_nothing(graded) -> None:
+    _, otter_totals, _, _ = graded
+    assert otter_totals["patcher"] == otter_totals["blank"]
