@@ -11,12 +11,14 @@
 #   wrong, and write the filters a device needs;
 # - choose a QoS (0, 1, 2) and watch the packets each one exchanges;
 # - keep the last value of a topic with a **retained** message;
-# - watch messages move with the MQTT inbox and publisher widgets.
+# - watch messages move with the MQTT inbox and publisher widgets;
+# - read the lecture's docker-compose example next to the kit's, and say why each change was
+#   made.
 #
-# Lab 11 continues with sessions, the last will, the lecture's docker-compose example and
-# MQTT vs AMQP.
+# Lab 11 continues with sessions, the last will, running the example's producer and consumer,
+# and MQTT vs AMQP.
 #
-# **Estimated time:** 45 minutes.
+# **Estimated time:** 50 minutes.
 
 # %% [markdown]
 # ## Setup
@@ -549,6 +551,203 @@ print("the inbox received", live.model.count, "messages:",
 # the inbox received 2 messages: [('sensors/kitchen/temperature', '22.0'), ('alerts/fire/floor1', 'smoke!')]
 
 # %% [markdown]
+# ## The lecture's docker-compose example, next to the kit's
+#
+# The lecture ran Mosquitto, a producer and a consumer as three containers with
+# docker-compose. The kit keeps that example in `docker/mqtt-python/`, with six changes. To
+# compare, `docker/mqtt-python/lecture/` holds a compose file and a consumer Dockerfile with
+# the lecture's choices: the `toke/mosquitto` image, `version: '3.7'`, a `./app` volume, a
+# plain `depends_on` list and a `python:3.9-slim-buster` base. These cells only read the
+# files: no Docker needed. First the lecture's compose file, then the kit's:
+
+# %%
+import difflib
+import re
+from pathlib import Path
+
+EXAMPLE = next((folder / "docker" / "mqtt-python" for folder in [Path.cwd(), *Path.cwd().parents]
+                if (folder / "docker" / "mqtt-python" / "compose.yaml").is_file()), None)
+
+
+def show(name):
+    """Print a file of docker/mqtt-python with line numbers."""
+    print(f"==> docker/mqtt-python/{name}")
+    for number, line in enumerate((EXAMPLE / name).read_text().splitlines(), start=1):
+        print(f"{number:3}  {line}")
+    print()
+
+
+show("lecture/docker-compose.yml")
+show("compose.yaml")
+
+# %% [markdown]
+# The choices side by side, read from the files (the broker's listener from the kit's
+# `mosquitto.conf`; the lecture configures none, so the image's default applies):
+
+# %%
+lecture = (EXAMPLE / "lecture" / "docker-compose.yml").read_text()
+lecture += (EXAMPLE / "lecture" / "Dockerfile-consumer").read_text()
+kit = (EXAMPLE / "compose.yaml").read_text() + (EXAMPLE / "Dockerfile-consumer").read_text()
+kit_config = (EXAMPLE / "mosquitto.conf").read_text()
+
+
+def found(pattern, text, absent="(none)"):
+    match = re.search(pattern, text, re.MULTILINE)
+    return " ".join(match.groups()) if match else absent
+
+
+rows = [
+    ("broker image", found(r"^\s+image: (\S+)", lecture), found(r"^\s+image: (\S+)", kit)),
+    ("version: key", found(r"^version: (\S+)", lecture), found(r"^version: (\S+)", kit)),
+    ("code in /app", found(r"^\s+- (\S+:/app)$", lecture, "COPY"),
+     found(r"^\s+- (\S+:/app)$", kit, "COPY in the image")),
+    ("clients wait for", "container started" if "depends_on:\n      - mosquitto" in lecture
+     else "?", found(r"mosquitto:\n\s+condition: (\w+)", kit)),
+    ("broker listener", "image default",
+     found(r"^(listener \d+)$", kit_config) + ", " + found(r"^(allow_anonymous \w+)$", kit_config)),
+    ("ports", found(r'^\s+- "(\S+)"$', lecture), found(r'^\s+- "(\S+)"$', kit)),
+    ("Python base", found(r"^FROM (python:\S+)", lecture),
+     found(r"^ARG BASE=(python:\S+)", kit)),
+]
+print(f"{'':18}{'lecture':26}kit")
+for what, old, new in rows:
+    print(f"{what:18}{old:26}{new}")
+# Expected output:
+#                   lecture                   kit
+# broker image      toke/mosquitto            eclipse-mosquitto:2.0.22
+# version: key      '3.7'                     (none)
+# code in /app      ./app:/app                COPY in the image
+# clients wait for  container started         service_healthy
+# broker listener   image default             listener 1883, allow_anonymous false
+# ports             1883:1883                 127.0.0.1:${MQTT_HOST_PORT:-1883}:1883
+# Python base       python:3.9-slim-buster    python:3.12.12-slim
+
+# %% [markdown]
+# ### Each change, and why
+#
+# 1. **The maintained `eclipse-mosquitto` image.** The Mosquitto project maintains the
+#    official `eclipse-mosquitto` image and updates it with its releases. `toke/mosquitto`
+#    belongs to the Docker Hub account `toke`, not to the project, and with no tag the image
+#    is `latest`: whatever that account pushed last. The kit pins `eclipse-mosquitto:2.0.22`,
+#    the image mqkit runs itself.
+# 2. **No `version:` key.** The Compose Specification, which today's `docker compose`
+#    follows, calls the top-level `version:` obsolete: Compose ignores it, and recent releases
+#    warn about it. Debian's docker-compose 1.29 accepts the kit's file without it too (the
+#    kit's tests run it).
+# 3. **The volume.** The lecture's text means "the project folder, seen as `/app` in the
+#    container": that is `.:/app`. `./app:/app` mounts a sub-folder named `app`. When there
+#    is none, Docker creates an empty one and mounts it over `/app`, hiding the code the image
+#    put there. With Docker Engine 20.10, the kit's consumer image then fails with
+#    `python: can't open file '/app/consumer.py'`. The kit mounts no code at all: its
+#    Dockerfiles copy the scripts into the image, so the image runs anywhere. A `.:/app`
+#    volume is a convenience while you edit the scripts (no rebuild), best kept in a
+#    `compose.override.yaml` of your own.
+# 4. **`depends_on` does not wait for readiness.** A plain `depends_on` list only orders the
+#    start: compose starts the consumer once the broker's *container* has started, not once
+#    Mosquitto accepts connections. So the kit gives the broker a `healthcheck` (a real client
+#    logs in and receives `$SYS/broker/uptime`), and the clients
+#    `depends_on: {mosquitto: {condition: service_healthy}}`. The producer also waits until the
+#    consumer is healthy, that is, subscribed: no message goes out before anyone listens.
+# 5. **Mosquitto 2 needs an explicit listener and authentication.** Seen on Mosquitto 2.0.11:
+#    with no `listener` in its configuration it logs "Starting in local only mode" and
+#    listens on the container's own loopback address only, out of the other containers'
+#    reach. With `listener 1883` it listens on all the container's interfaces and refuses an
+#    anonymous `mosquitto_sub` ("not authorised"). So `mosquitto.conf` has `listener 1883`,
+#    `allow_anonymous false` and a `password_file`, which the one-shot `mosquitto-init`
+#    service writes from the user name and password in `.env`. And the port is published on
+#    this machine's `127.0.0.1` only, not to the whole network as `"1883:1883"` does.
+# 6. **The end-of-life base image.** `python:3.9-slim-buster` is Debian 10 "buster", out of
+#    long-term support since June 2024, with Python 3.9, out of support since October 2025:
+#    neither gets security fixes. The kit pins a current `python:3.12.12-slim`.
+
+# %% [markdown]
+# ### The Dockerfiles, line by line
+#
+# The lecture's consumer Dockerfile, then the kit's:
+
+# %%
+show("lecture/Dockerfile-consumer")
+show("Dockerfile-consumer")
+
+# %% [markdown]
+# The lecture's file:
+#
+# - `FROM python:3.9-slim-buster`: the end-of-life base (change 6).
+# - `WORKDIR /app`: creates `/app` and makes it the working folder of what follows and of
+#   the running container.
+# - `COPY . /app`: copies the *whole* folder into the image, a `.env` with a password too
+#   unless a `.dockerignore` leaves it out; and since any edited file changes this step,
+#   `pip install` runs again after it.
+# - `RUN pip install paho-mqtt`: no version, so each build takes the newest paho. Today that
+#   is paho 2, where `mqtt.Client()` still works but warns that callback API version 1 is
+#   deprecated (seen with 2.2.0).
+# - `CMD ["python", "consumer.py"]`: runs as `root`, and Python buffers its output when
+#   it is not writing to a terminal, so `docker compose logs` shows the prints late.
+#
+# The kit's file:
+#
+# - lines 3–4, `ARG BASE=python:3.12.12-slim` and `FROM ${BASE}`: the base is a build
+#   argument with a pinned default; a build may name another base (the kit's CI does, below).
+# - line 6, `WORKDIR /app`: as in the lecture.
+# - line 7, `COPY requirements.txt .`: the requirements alone first. Docker caches each step,
+#   so editing a script later does not re-run `pip`.
+# - line 8, `RUN pip install --no-cache-dir -r requirements.txt`: `paho-mqtt==2.2.0`, pinned;
+#   `--no-cache-dir` keeps pip's download cache out of the image.
+# - line 9, `COPY common.py consumer.py ./`: only the code this image runs.
+# - lines 12–13, `RUN useradd --system --no-create-home app` and `USER app`: the program runs
+#   as an unprivileged user, not as `root`.
+# - line 16, `CMD ["python", "-u", "consumer.py"]`: the exec form makes Python process 1,
+#   which receives `docker stop`'s SIGTERM (the script stops cleanly on it); `-u` turns
+#   buffering off, so each line shows up in the logs at once.
+#
+# The producer's Dockerfile is the same but for the script it copies and runs:
+
+# %%
+consumer_lines = (EXAMPLE / "Dockerfile-consumer").read_text().splitlines()
+producer_lines = (EXAMPLE / "Dockerfile-producer").read_text().splitlines()
+for line in difflib.unified_diff(consumer_lines, producer_lines, "Dockerfile-consumer",
+                                 "Dockerfile-producer", n=0, lineterm=""):
+    print(line)
+# Expected output:
+# --- Dockerfile-consumer
+# +++ Dockerfile-producer
+# @@ -1 +1 @@
+# -# The consumer image: a pinned slim Python, paho-mqtt from requirements.txt, two scripts.
+# +# The producer image: a pinned slim Python, paho-mqtt from requirements.txt, two scripts.
+# @@ -9 +9 @@
+# -COPY common.py consumer.py ./
+# +COPY common.py producer.py ./
+# @@ -16 +16 @@
+# -CMD ["python", "-u", "consumer.py"]
+# +CMD ["python", "-u", "producer.py"]
+
+# %%
+show("Dockerfile-producer")
+
+# %% [markdown]
+# ### How the kit's CI runs it
+#
+# The kit's tests run this example end to end wherever Docker runs
+# (`tests/docker/test_compose_example.py`): `docker compose up`, then the consumer's log
+# must show every message the producer sent, then `docker compose down -v`. `compose.yaml`
+# puts the containers on a bridge network and publishes port 1883. The kit's CI machine
+# allows neither: no traffic to private address ranges (a bridge network gives containers
+# such addresses), and the machine's own Mosquitto holds 1883. So CI adds an override file,
+# `compose.ci.yaml`:
+#
+# - `network_mode: host` for every container (`none` for the one-shot init);
+# - the broker on a free port of `127.0.0.1`, and `MQTT_HOST=127.0.0.1` for the clients;
+# - the producer and consumer images built from the same Dockerfiles, with `ARG BASE`
+#   pointing at a local Python image (CI machines without a registry build one).
+#
+# Debian's docker-compose 1.29 refuses published ports on a host-network container, and an
+# override can only add to `ports:`, never remove it; so the test merges both files with
+# `docker-compose config`, drops `ports:` and runs `up` on the result.
+
+# %%
+show("compose.ci.yaml")
+
+# %% [markdown]
 # ## Summary
 #
 # - paho-mqtt 2: `mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=...)`,
@@ -565,6 +764,11 @@ print("the inbox received", live.model.count, "messages:",
 #   removes it.
 # - The MQTT inbox and publisher widgets show messages move; a topic reaches the inbox only
 #   with the prefix its filters carry.
+# - The kit's compose example departs from the lecture's: the maintained, pinned
+#   `eclipse-mosquitto`; no `version:`; code copied into the image, not a `./app` volume; a
+#   healthcheck with `condition: service_healthy`, because `depends_on` alone does not wait
+#   for readiness; a listener and a password, which Mosquitto 2 needs; a supported Python
+#   base.
 #
 # Next, lab 11: persistent sessions, the last will, the lecture's compose example, and MQTT
 # vs AMQP.

@@ -286,6 +286,13 @@ def test_lecture_dockerfile_keeps_the_lectures_base():
     assert lines[-1] == 'CMD ["python", "consumer.py"]'
 
 
+def test_lab_10_shows_the_lecture_files_and_ours():
+    lab = (DOCKER.parent / "labs" / "_src" / "10-mqtt.py").read_text()
+    for name in ("lecture/docker-compose.yml", "lecture/Dockerfile-consumer", "compose.yaml",
+                 "Dockerfile-producer", "Dockerfile-consumer", "compose.ci.yaml"):
+        assert f'"{name}"' in lab, f"lab 10 does not print {name}"
+
+
 def test_docker_compose_accepts_the_ci_override(monkeypatch):
     command = compose_command()
     require(command is not None,
