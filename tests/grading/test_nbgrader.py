@@ -126,6 +126,23 @@ def test_self_checks_are_graded_cells_with_the_checks_points(course) -> None:
     assert graded == {"check-10-retained-message": 1, "check-10-wildcard-filters": 2}
 
 
+def test_verdict_process_exit_codes(tmp_path) -> None:
+    """Unknown check: 2, before any broker is looked for; a hidden check needs its file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+    command = [sys.executable, "-m", "mqkit.grading.verdict"]
+    unknown = subprocess.run([*command, "99.no-such-check"], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert unknown.returncode == 2
+    assert "unknown check 99.no-such-check" in unknown.stdout
+    hidden = subprocess.run([*command, "03.hidden-tasks-durable"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert hidden.returncode == 2
+    wrong_file = subprocess.run([*command, "03.hidden-tasks-durable", "--checks", "-"],
+                                input="x = 1\n", env=env, capture_output=True, text=True,
+                                timeout=60, check=False)
+    assert wrong_file.returncode == 2
+
+
 def submissions(course: Path, number: str) -> dict[str, nbformat.NotebookNode]:
     """Solution, blank, partial (first exercises) and patcher, from the released notebook."""
     blank = nbformat.read(course / "release" / f"lab{number}" / f"lab{number}.ipynb", 4)
