@@ -257,9 +257,10 @@ print("prefetch 1: ", run_workers(prefetch_count=1))
 #
 # A queue delivers in arrival order. A **priority queue** delivers the message with the
 # highest priority first, and keeps arrival order among messages of equal priority. A queue
-# becomes one when it is *declared* with the argument `x-max-priority` (the highest priority
-# it distinguishes; RabbitMQ advises at most 10); each message then carries its priority in
-# its properties: `pika.BasicProperties(priority=...)`.
+# becomes one when it is *declared* with the argument `x-max-priority`, the highest priority
+# it distinguishes (RabbitMQ 3.10.8 accepts up to 255 and refuses 256 with
+# `406 PRECONDITION_FAILED`; a few levels are usually enough); each message then carries its
+# priority in its properties: `pika.BasicProperties(priority=...)`.
 #
 # Five messages wait in `lab03.priority` before anyone consumes: the consumer gets the
 # highest priority first. A message without a priority counts as priority 0.
