@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
 
     up = add("up", "start both brokers (or reuse running ones) and print their URLs")
     up.add_argument("--json", action="store_true", help="print one JSON object")
+    up.add_argument("--nodes", type=int, default=1, metavar="N",
+                    help="N > 1: a local RabbitMQ cluster of N nodes (process backend) whose "
+                         "AMQP URL lists every node")
     add("down", "stop the brokers mqkit started and remove their data")
     status = add("status", "show which brokers run and where")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -487,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger.setLevel(logging.INFO)
     try:
         if args.command == "up":
-            _print_endpoints(launcher.start_brokers(args.backend), args.json)
+            _print_endpoints(launcher.start_brokers(args.backend, nodes=args.nodes), args.json)
         elif args.command == "down":
             stopped = launcher.stop_brokers(args.backend)
             print(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")

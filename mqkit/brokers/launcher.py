@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from mqkit.brokers.base import Availability, Backend, BrokerStatus
+from mqkit.brokers.cluster import ClusterBackend, start_cluster
 from mqkit.brokers.docker import DockerBackend
 from mqkit.brokers.external import ExternalBackend
 from mqkit.brokers.process import ProcessBackend
@@ -22,6 +23,7 @@ from mqkit.exceptions import (
     BackendUnavailable,
     BrokerNotRunning,
     BrokerStartError,
+    ConfigError,
     NoBackendError,
 )
 
@@ -32,9 +34,12 @@ BACKENDS: dict[str, type[Backend]] = {
     "external": ExternalBackend,
     "docker": DockerBackend,
     "process": ProcessBackend,
+    "cluster": ClusterBackend,
 }
 #: Backends that mqkit itself runs brokers with, in the order ``auto`` prefers them.
 MANAGED = ("docker", "process")
+#: Where ``auto`` looks for brokers mqkit already runs (a cluster only when asked for).
+RUNNING = ("cluster", "process", "docker")
 
 
 def get_backend(name: str, settings: Settings | None = None) -> Backend:
@@ -42,7 +47,7 @@ def get_backend(name: str, settings: Settings | None = None) -> Backend:
     return BACKENDS[name](settings or Settings.from_env())
 
 
-def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:
+def start_brokers(backend: str | None = None, *, nodes: int = 1, **settings: Any) -> Endpoints:
     """Start RabbitMQ and Mosquitto, or reuse running ones, and return their endpoints.
 
     With ``backend="auto"`` (the default, or ``MQKIT_BACKEND``): an external broker when
@@ -51,6 +56,8 @@ def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:
 
     Args:
         backend: ``auto``, ``external``, ``docker`` or ``process``.
+        nodes: more than 1 starts a local RabbitMQ cluster of that many nodes (process
+            backend; see :mod:`mqkit.brokers.cluster`); its AMQP URL lists every node.
         **settings: any :class:`~mqkit.config.Settings` field, e.g. ``startup_timeout=120``.
 
     Raises:
@@ -62,12 +69,18 @@ def start_brokers(backend: str | None = None, **settings: Any) -> Endpoints:
         >>> pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))  # doctest: +SKIP
     """
     resolved = Settings.from_env(backend=backend, **settings)
+    if nodes > 1:
+        if resolved.backend not in ("auto", "process"):
+            raise ConfigError(f"A cluster of {nodes} nodes runs on the process backend, not on "
+                              f"the {resolved.backend} backend.",
+                              hint="Drop --backend (or MQKIT_BACKEND), or ask for --nodes 1.")
+        return start_cluster(nodes, **settings)
     if resolved.backend != "auto":
         return get_backend(resolved.backend, resolved).start()
     if resolved.has_external:
         return get_backend("external", resolved).start()
     reasons = []
-    for name in ("process", "docker"):
+    for name in RUNNING:
         chosen = get_backend(name, resolved)
         if chosen.has_state():
             endpoints = chosen.running()
@@ -111,7 +124,7 @@ def stop_brokers(backend: str | None = None, **settings: Any) -> list[str]:
     With ``auto`` both the docker and the process backend are asked.
     """
     resolved = Settings.from_env(backend=backend, **settings)
-    names = MANAGED if resolved.backend == "auto" else (resolved.backend,)
+    names = RUNNING if resolved.backend == "auto" else (resolved.backend,)
     stopped: list[str] = []
     for name in names:
         chosen = get_backend(name, resolved)
@@ -131,7 +144,7 @@ def active_backend(backend: str | None = None, **settings: Any) -> Backend:
         return get_backend(resolved.backend, resolved)
     if resolved.has_external:
         return get_backend("external", resolved)
-    for name in ("process", "docker"):
+    for name in RUNNING:
         chosen = get_backend(name, resolved)
         if chosen.has_state():
             return chosen
