@@ -601,8 +601,8 @@ rows = [
     ("version: key", found(r"^version: (\S+)", lecture), found(r"^version: (\S+)", kit)),
     ("code in /app", found(r"^\s+- (\S+:/app)$", lecture, "COPY"),
      found(r"^\s+- (\S+:/app)$", kit, "COPY in the image")),
-    ("clients wait for", "container started" if "depends_on:\n      - mosquitto" in lecture
-     else "?", found(r"mosquitto:\n\s+condition: (\w+)", kit)),
+    ("clients wait for", "container started" if re.search(r"depends_on:\n\s+- ", lecture)
+     else "(none)", found(r"mosquitto:\n\s+condition: (\w+)", kit)),
     ("broker listener", "image default",
      found(r"^(listener \d+)$", kit_config) + ", " + found(r"^(allow_anonymous \w+)$", kit_config)),
     ("ports", found(r'^\s+- "(\S+)"$', lecture), found(r'^\s+- "(\S+)"$', kit)),

@@ -97,6 +97,11 @@ def project(tmp_path):
         yield run
     finally:
         run("down", "-v", "--timeout", "5")
+        label = f"label=com.docker.compose.project={name}"
+        for kind in ("container", "volume", "network"):
+            left = subprocess.run(["docker", kind, "ls", "-q", "--filter", label],
+                                  capture_output=True, text=True, timeout=30).stdout.split()
+            assert not left, f"{name}: {kind}s left after down -v: {left}"
 
 
 def container_state(run, service: str) -> dict:
