@@ -184,6 +184,16 @@ def _classroom_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                           help="seconds between refreshes (default 10)")
     progress.add_argument("--no-probe", action="store_true",
                           help="only the self-checks' verdicts; run no check on the namespaces")
+    load = actions.add_parser(
+        "load", help="rehearse: simulate the class at a human pace and report what it saw",
+        description="Simulate the classroom's students in their own namespaces (labs 03 and "
+        "04: one confirmed message a second each, consumed with acks) and report latency, "
+        "messages lost and cross-student deliveries. Run it before the class, not during.")
+    load.add_argument("dir", metavar="DIR")
+    load.add_argument("--seconds", type=float, default=30.0, help="how long (default 30)")
+    load.add_argument("--students", type=int, default=None, metavar="N",
+                      help="simulate the first N students only (default: all)")
+    load.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _classroom(args: argparse.Namespace) -> int:
@@ -229,6 +239,20 @@ def _classroom(args: argparse.Namespace) -> int:
         return 1 if report.failed else 0
     elif args.action == "progress":
         return _classroom_progress(args, classroom)
+    elif args.action == "load":
+        from mqkit.classroom.load import run_load
+
+        result = run_load(classroom.record(), args.seconds, students=args.students)
+        if args.json:
+            print(json.dumps(result.to_dict(), sort_keys=True))
+        else:
+            print(f"{result.students} students, {args.seconds:g} s: {result.confirmed} "
+                  f"confirmed, {result.received} received, lost {result.lost}, "
+                  f"cross-student {result.cross}, duplicates {result.duplicates}; latency "
+                  f"p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
+            for student, error in sorted(result.errors.items()):
+                print(f"  {student}: {error}", file=sys.stderr)
+        return 1 if result.lost or result.cross or result.errors else 0
     elif args.action == "down":
         stopped = classroom.down()
         print(f"stopped {len(stopped)} Mosquittos" + (f": {', '.join(stopped)}" if stopped
