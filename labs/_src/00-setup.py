@@ -164,55 +164,6 @@ demo_channel = demo.channel()
 # that never run at the same time, in two processes.
 
 # %% [markdown]
-# ## Fire-and-forget, or guaranteed delivery
-#
-# *Fire-and-forget*: the producer sends and moves on, and nobody tells it whether the
-# message arrived anywhere. *Guaranteed delivery*: the broker confirms that it has taken
-# the message, and the message waits, on disk, until a consumer confirms that it is done.
-#
-# First, fire-and-forget: send to an exchange (the broker's sorting office, more below)
-# that no queue is bound to. Nothing complains.
-
-# %%
-demo_channel.exchange_declare(exchange="lab00.nowhere", exchange_type="direct", durable=True)
-demo_channel.basic_publish(exchange="lab00.nowhere", routing_key="order", body="order 1")
-print("publish returned; the message went nowhere, and nobody said so")
-# Expected output:
-# publish returned; the message went nowhere, and nobody said so
-
-# %% [markdown]
-# Now ask the broker to answer for each message: `confirm_delivery()` turns on *publisher
-# confirms* on a channel, and `mandatory=True` asks for a message to come back when no
-# queue takes it. The same publish now fails loudly.
-
-# %%
-confirmed = demo.channel()
-confirmed.confirm_delivery()
-try:
-    confirmed.basic_publish(exchange="lab00.nowhere", routing_key="order", body="order 2",
-                            mandatory=True)
-except pika.exceptions.UnroutableError as error:
-    print("the broker returned it:", error)
-# Expected output:
-# the broker returned it: 1 unroutable message(s) returned
-
-# %% [markdown]
-# With a durable queue bound to the exchange and a *persistent* message
-# (`delivery_mode=2`), the confirmed publish returns only once the broker has taken the
-# message; it then waits in the queue, written to disk, for a consumer. Lab 09 builds the
-# whole chain (confirms, persistence, acks, dead letters).
-
-# %%
-confirmed.queue_declare(queue="lab00.kept", durable=True)
-confirmed.queue_bind(queue="lab00.kept", exchange="lab00.nowhere", routing_key="order")
-confirmed.basic_publish(exchange="lab00.nowhere", routing_key="order", body="order 3",
-                        mandatory=True, properties=pika.BasicProperties(delivery_mode=2))
-kept = confirmed.queue_declare(queue="lab00.kept", durable=True).method.message_count
-print("confirmed by the broker; waiting in lab00.kept:", kept)
-# Expected output:
-# confirmed by the broker; waiting in lab00.kept: 1
-
-# %% [markdown]
 # ## What the brokers are
 #
 # - **RabbitMQ** is a message broker that implements **AMQP 0-9-1** (the Advanced Message
@@ -273,15 +224,22 @@ print(version[0] if version else "Mosquitto did not answer in 5 s")
 demo_channel.exchange_declare(exchange="lab00.shop", exchange_type="direct", durable=True)
 demo_channel.queue_declare(queue="lab00.orders", durable=True)
 demo_channel.queue_bind(queue="lab00.orders", exchange="lab00.shop", routing_key="order.new")
+producer_channel = demo.channel()
+producer_channel.confirm_delivery()  # each publish waits until the broker has it (more below)
 for key, body in [("order.new", "2 apples"), ("order.cancel", "no pears"),
                   ("order.new", "3 plums")]:
-    confirmed.basic_publish(exchange="lab00.shop", routing_key=key, body=body)
+    producer_channel.basic_publish(exchange="lab00.shop", routing_key=key, body=body)
+orders = demo_channel.queue_declare(queue="lab00.orders", durable=True).method.message_count
+print("sent 3; waiting in lab00.orders:", orders)
+# Expected output:
+# sent 3; waiting in lab00.orders: 2
 
 # %% [markdown]
-# The picture is drawn from what the broker holds now (its management API), not from this
-# lab's code: the exchange, its binding with the key, the queue with its count. Your
-# producer stands to its left, the consumer to its right. The `order.cancel` message is
-# not in it: the direct exchange found no binding with that key and dropped it.
+# Where did `order.cancel` go? The direct exchange found no binding with that key, and
+# dropped it. The picture is drawn from what the broker holds now (its management API),
+# not from this lab's code: this lab's exchanges and queues (`lab00.*`), each binding with
+# its key, each queue with its count. Your producer stands to its left, the consumer to
+# its right.
 
 # %%
 import ipywidgets as widgets
@@ -295,7 +253,7 @@ def side(text):
 
 
 widgets.HBox([side("producer<br><code>basic_publish</code> →"),
-              TopologyView(endpoints, prefix="lab00.shop"),
+              TopologyView(endpoints, prefix="lab00."),
               side("→ consumer<br><code>basic_consume</code>")])
 
 # %% [markdown]
@@ -321,7 +279,57 @@ print("left in lab00.orders:", left)
 # %% [markdown]
 # Click *Refresh* on the picture above: the acknowledged messages are gone from
 # `lab00.orders`.
+
+# %% [markdown]
+# ## Fire-and-forget, or guaranteed delivery
 #
+# *Fire-and-forget*: the producer sends and moves on, and nobody tells it whether the
+# message arrived anywhere. *Guaranteed delivery*: the broker confirms that it has taken
+# the message, and the message waits, on disk, until a consumer confirms that it is done.
+#
+# First, fire-and-forget: send to an exchange that no queue is bound to. Nothing
+# complains.
+
+# %%
+demo_channel.exchange_declare(exchange="lab00.nowhere", exchange_type="direct", durable=True)
+demo_channel.basic_publish(exchange="lab00.nowhere", routing_key="order", body="order 1")
+print("publish returned; the message went nowhere, and nobody said so")
+# Expected output:
+# publish returned; the message went nowhere, and nobody said so
+
+# %% [markdown]
+# Now ask the broker to answer for each message: `confirm_delivery()` turns on *publisher
+# confirms* on a channel, and `mandatory=True` asks for a message to come back when no
+# queue takes it. The same publish now fails loudly.
+
+# %%
+confirmed = demo.channel()
+confirmed.confirm_delivery()
+try:
+    confirmed.basic_publish(exchange="lab00.nowhere", routing_key="order", body="order 2",
+                            mandatory=True)
+except pika.exceptions.UnroutableError as error:
+    print("the broker returned it:", error)
+# Expected output:
+# the broker returned it: 1 unroutable message(s) returned
+
+# %% [markdown]
+# With a durable queue bound to the exchange and a *persistent* message
+# (`delivery_mode=2`), the confirmed publish returns only once the broker has taken the
+# message; it then waits in the queue, written to disk, for a consumer. Lab 09 builds the
+# whole chain (confirms, persistence, acks, dead letters).
+
+# %%
+confirmed.queue_declare(queue="lab00.kept", durable=True)
+confirmed.queue_bind(queue="lab00.kept", exchange="lab00.nowhere", routing_key="order")
+confirmed.basic_publish(exchange="lab00.nowhere", routing_key="order", body="order 3",
+                        mandatory=True, properties=pika.BasicProperties(delivery_mode=2))
+kept = confirmed.queue_declare(queue="lab00.kept", durable=True).method.message_count
+print("confirmed by the broker; waiting in lab00.kept:", kept)
+# Expected output:
+# confirmed by the broker; waiting in lab00.kept: 1
+
+# %% [markdown]
 # ## Three patterns
 #
 # With queues and exchanges, three ways of talking come up again and again.
