@@ -569,10 +569,17 @@ EXAMPLE = next((folder / "docker" / "mqtt-python" for folder in [Path.cwd(), *Pa
                 if (folder / "docker" / "mqtt-python" / "compose.yaml").is_file()), None)
 
 
+def read(name):
+    """A file of docker/mqtt-python ('' where the kit's folders are not above this notebook)."""
+    return (EXAMPLE / name).read_text() if EXAMPLE else ""
+
+
 def show(name):
     """Print a file of docker/mqtt-python with line numbers."""
     print(f"==> docker/mqtt-python/{name}")
-    for number, line in enumerate((EXAMPLE / name).read_text().splitlines(), start=1):
+    if EXAMPLE is None:
+        print("    not found: open this notebook in the kit's labs/ folder to see the file")
+    for number, line in enumerate(read(name).splitlines(), start=1):
         print(f"{number:3}  {line}")
     print()
 
@@ -585,10 +592,9 @@ show("compose.yaml")
 # `mosquitto.conf`; the lecture configures none, so the image's default applies):
 
 # %%
-lecture = (EXAMPLE / "lecture" / "docker-compose.yml").read_text()
-lecture += (EXAMPLE / "lecture" / "Dockerfile-consumer").read_text()
-kit = (EXAMPLE / "compose.yaml").read_text() + (EXAMPLE / "Dockerfile-consumer").read_text()
-kit_config = (EXAMPLE / "mosquitto.conf").read_text()
+lecture = read("lecture/docker-compose.yml") + read("lecture/Dockerfile-consumer")
+kit = read("compose.yaml") + read("Dockerfile-consumer")
+kit_config = read("mosquitto.conf")
 
 
 def found(pattern, text, absent="(none)"):
@@ -609,9 +615,10 @@ rows = [
     ("Python base", found(r"^FROM (python:\S+)", lecture),
      found(r"^ARG BASE=(python:\S+)", kit)),
 ]
-print(f"{'':18}{'lecture':26}kit")
-for what, old, new in rows:
-    print(f"{what:18}{old:26}{new}")
+if EXAMPLE:   # the files were found (see the cell above)
+    print(f"{'':18}{'lecture':26}kit")
+    for what, old, new in rows:
+        print(f"{what:18}{old:26}{new}")
 # Expected output:
 #                   lecture                   kit
 # broker image      toke/mosquitto            eclipse-mosquitto:2.0.22
@@ -703,8 +710,8 @@ show("Dockerfile-consumer")
 # The producer's Dockerfile is the same but for the script it copies and runs:
 
 # %%
-consumer_lines = (EXAMPLE / "Dockerfile-consumer").read_text().splitlines()
-producer_lines = (EXAMPLE / "Dockerfile-producer").read_text().splitlines()
+consumer_lines = read("Dockerfile-consumer").splitlines()
+producer_lines = read("Dockerfile-producer").splitlines()
 for line in difflib.unified_diff(consumer_lines, producer_lines, "Dockerfile-consumer",
                                  "Dockerfile-producer", n=0, lineterm=""):
     print(line)
