@@ -303,3 +303,14 @@ def test_docker_compose_accepts_the_ci_override(monkeypatch):
                              "-f", str(COMPOSE_FILES["mqtt-python"]), "-f", str(CI_OVERRIDE),
                              "config", "-q"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_accepts_the_lecture_file():
+    # The lecture's file is a valid compose file: what lab 10 corrects is its choices.
+    command = compose_command()
+    require(command is not None,
+            "neither the `docker compose` plugin nor `docker-compose` is installed")
+    assert command is not None
+    result = subprocess.run([*command, "-f", str(LECTURE / "docker-compose.yml"), "config", "-q"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
