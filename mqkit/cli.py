@@ -85,8 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                            "and Mosquitto, check the broker state it left, and write a CSV "
                            "gradebook (and Markdown feedback).")
     grade.add_argument("lab", help="the lab number, e.g. 02")
-    grade.add_argument("submissions", nargs="+", metavar="SUBMISSION",
-                       help="the students' .ipynb files")
+    grade.add_argument("submissions", nargs="*", metavar="SUBMISSION",
+                       help="the students' .ipynb files (none with --live)")
+    grade.add_argument("--live", default=None, metavar="DIR",
+                       help="grade the classroom DIR's students on what their namespaces "
+                            "hold now, without running notebooks (the card's broker)")
     grade.add_argument("--out", default="grades.csv", help="gradebook CSV (default: grades.csv)")
     grade.add_argument("--feedback", default=None, metavar="DIR",
                        help="write <student>.md feedback files into DIR")
@@ -484,6 +487,12 @@ def _grade(args: argparse.Namespace) -> int:
     # The instructor's file runs once per grading run; grade() gets the loaded checks.
     extra = load_extra_checks(args.checks) if args.checks else None
     lab_checks(lab, extra)
+    if args.live:
+        return _grade_live(args, lab, extra)
+    if not args.submissions:
+        print("mqkit: error: name the submitted notebooks, or --live DIR for a classroom.",
+              file=sys.stderr)
+        return 2
     collect(lab, args.submissions)
     sandbox = choose_sandbox(args.sandbox, slots=args.workers)  # before any broker starts
     try:
@@ -497,6 +506,26 @@ def _grade(args: argparse.Namespace) -> int:
     if sandbox.name == "none":
         print("warning: graded without a sandbox (--sandbox none): the notebooks ran as you",
               file=sys.stderr)
+    for line in summary_lines(gradebook):
+        print(line)
+    print(f"gradebook: {args.out}" + (f"; feedback: {args.feedback}/" if args.feedback else ""))
+    return 0
+
+
+def _grade_live(args: argparse.Namespace, lab: str, extra: Any) -> int:
+    from mqkit.classroom import Classroom
+    from mqkit.classroom.live import grade_live
+    from mqkit.grading.grader import summary_lines, write_feedback
+
+    if args.submissions:
+        print("mqkit: error: --live grades the classroom's namespaces; name no notebooks.",
+              file=sys.stderr)
+        return 2
+    gradebook = grade_live(Classroom(args.live), lab, extra, hint_level=args.hint_level,
+                           workers=max(1, args.workers))
+    Path(args.out).write_text(gradebook.to_csv(), encoding="utf-8")
+    if args.feedback:
+        write_feedback(gradebook, args.feedback)
     for line in summary_lines(gradebook):
         print(line)
     print(f"gradebook: {args.out}" + (f"; feedback: {args.feedback}/" if args.feedback else ""))

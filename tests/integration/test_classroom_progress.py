@@ -275,3 +275,25 @@ def test_the_widget_redraws_the_board_until_stopped(room, broker, scripted_class
     assert widget.stop_button.disabled
     widget._thread.join(5)
     assert not widget._thread.is_alive()
+
+
+def test_grade_live_scores_what_the_namespaces_hold(room, scripted_class, tmp_path):
+    import csv
+
+    out = tmp_path / "live.csv"
+    done = mqkit("grade", "02", "--live", str(room.folder), "--out", str(out),
+                 "--feedback", str(tmp_path / "feedback"))
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(out.open()))
+    status = {(r["student"], r["check"]): r["status"] for r in rows}
+    assert status[("ann", "02.durable-queue")] == "passed"
+    assert status[("ann", "02.quorum-queue")] == "passed"
+    assert status[("bo", "02.durable-queue")] == "passed"
+    assert status[("bo", "02.quorum-queue")] == "failed"
+    assert status[("cy", "02.durable-queue")] == "failed"
+    # Nothing of the students' ran: the sandbox column says so for every row.
+    assert {r["sandbox"] for r in rows} == {"live"}
+    totals = {r["student"]: int(r["points"]) for r in rows if r["check"] == "TOTAL"}
+    assert totals["ann"] > totals["bo"] > totals["cy"]
+    assert (tmp_path / "feedback" / "ann.md").exists()
+    assert mqkit("grade", "02", "--out", str(out)).returncode == 2  # neither notebooks nor --live
