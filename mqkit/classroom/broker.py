@@ -15,7 +15,7 @@ from mqkit.admin import Admin
 from mqkit.config import Settings
 from mqkit.endpoints import Endpoints
 from mqkit.exceptions import AuthenticationError, BrokerNotRunning, ConfigError
-from mqkit.urls import BrokerAddress, parse_url
+from mqkit.urls import BrokerAddress, parse_amqp_urls, parse_url
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,15 @@ class ClassBroker:
         management: the management API's address (with the administrator's credentials).
         amqp_host: the AMQP host as the administrator reaches it.
         amqp_port: the AMQP port written into the cards.
+        failover: further nodes of a cluster (``host:port``), written into the cards after
+            the first: every mqkit client tries them in turn.
     """
 
     admin: Admin
     management: BrokerAddress
     amqp_host: str
     amqp_port: int
+    failover: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -46,8 +49,9 @@ class ClassBroker:
             raise ConfigError("These brokers have no management API, which the classroom "
                               "needs to create vhosts and users.",
                               hint="Use mqkit's own brokers (`mqkit up`) or pass --admin-url.")
-        amqp = endpoints.amqp
-        return cls(Admin(endpoints), endpoints.management, amqp.host, amqp.port)
+        amqp, *others = parse_amqp_urls(endpoints.amqp_url)
+        return cls(Admin(endpoints), endpoints.management, amqp.host, amqp.port,
+                   tuple(f"{node.host}:{node.port}" for node in others))
 
     @classmethod
     def from_admin_url(cls, url: str, amqp_port: int | None = None) -> ClassBroker:

@@ -396,7 +396,7 @@ class Classroom:
                                management_scheme=broker.management.scheme,
                                management_port=broker.management.port, prefix=prefix,
                                mqtt_listen=listen, mqtt_ports=mqtt_ports,
-                               limits=limits or Limits())
+                               limits=limits or Limits(), failover=list(broker.failover))
 
     def _set_up_task(self, record: ClassroomRecord, student: StudentRecord,
                      broker: ClassBroker) -> Callable[[], tuple[int, str]]:

@@ -68,6 +68,7 @@ class ClassroomRecord:
         mqtt_ports: an inclusive port range for them, or ``None`` for any free port.
         limits: the per-student limits.
         students: by id.
+        failover: further nodes of a cluster (``host:port``) after the first in the cards.
     """
 
     broker: str
@@ -80,6 +81,7 @@ class ClassroomRecord:
     mqtt_ports: tuple[int, int] | None = None
     limits: Limits = field(default_factory=Limits)
     students: dict[str, StudentRecord] = field(default_factory=dict)
+    failover: list[str] = field(default_factory=list)
 
     def find(self, student_id: str) -> StudentRecord | None:
         """The student with this id, compared without case."""
@@ -101,16 +103,21 @@ class ClassroomRecord:
         ``MQKIT_CLASSROOM_URL``, where self-checks send their verdicts.
         """
         host, user = self.public_host, student.user
+
+        def amqp(vhost: str) -> str:
+            nodes = [(host, self.amqp_port)] + [
+                (node.rsplit(":", 1)[0], int(node.rsplit(":", 1)[1])) for node in self.failover]
+            return ",".join(BrokerAddress("amqp", node_host, port, user, student.password,
+                                          vhost).url() for node_host, port in nodes)
+
         return {
-            "MQKIT_AMQP_URL": BrokerAddress("amqp", host, self.amqp_port, user,
-                                            student.password, student.vhost).url(),
+            "MQKIT_AMQP_URL": amqp(student.vhost),
             "MQKIT_MQTT_URL": BrokerAddress("mqtt", host, student.mqtt_port, user,
                                             student.mqtt_password).url(),
             "MQKIT_MANAGEMENT_URL": BrokerAddress(self.management_scheme, host,
                                                   self.management_port, user,
                                                   student.password).url(),
-            "MQKIT_CLASSROOM_URL": BrokerAddress("amqp", host, self.amqp_port, user,
-                                                 student.password, self.progress_vhost).url(),
+            "MQKIT_CLASSROOM_URL": amqp(self.progress_vhost),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,7 +148,8 @@ class ClassroomRecord:
                    management_port=int(data["management_port"]), prefix=data["prefix"],
                    mqtt_listen=data["mqtt_listen"],
                    mqtt_ports=(int(ports[0]), int(ports[1])) if ports else None,
-                   limits=Limits.from_dict(data.get("limits", {})), students=students)
+                   limits=Limits.from_dict(data.get("limits", {})), students=students,
+                   failover=[str(node) for node in data.get("failover", [])])
 
 
 def load_record(folder: Path) -> ClassroomRecord | None:

@@ -149,3 +149,17 @@ def test_the_port_pool_skips_the_classroom_s_ports_and_ends_with_its_range() -> 
         pool.take()
     anywhere = PortPool(set())
     assert anywhere.take() != anywhere.take()
+
+
+def test_a_cluster_s_cards_list_every_node(tmp_path: Path) -> None:
+    record = _record()
+    record.failover = ["mq2.example.edu:5672", "127.0.0.1:5673"]
+    save_record(tmp_path / "room", record)
+    assert load_record(tmp_path / "room") == record  # the nodes are kept
+    urls = record.urls(record.students["ann"])
+    assert urls["MQKIT_AMQP_URL"] == (
+        "amqp://student-ann:pw1@mq.example.edu:5672/student-ann,"
+        "amqp://student-ann:pw1@mq2.example.edu:5672/student-ann,"
+        "amqp://student-ann:pw1@127.0.0.1:5673/student-ann")
+    assert urls["MQKIT_CLASSROOM_URL"].count(",") == 2
+    assert urls["MQKIT_CLASSROOM_URL"].endswith("@127.0.0.1:5673/student%3Aprogress")
