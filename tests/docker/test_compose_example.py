@@ -20,6 +20,8 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 import yaml
@@ -54,15 +56,35 @@ def docker_answers() -> bool:
         return False
 
 
-def json_lines(logs: str) -> list[dict]:
-    """The JSON lines (one per message) a service printed, from ``compose logs`` output."""
-    texts = (line.partition("| ")[2] for line in logs.splitlines())
-    return [json.loads(text) for text in texts if text.startswith("{")]
+def docker(*args: str) -> str:
+    """Run the docker CLI (quicker than compose for reading state); its stdout."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True,
+                          timeout=30).stdout
+
+
+@dataclass
+class Project:
+    """One compose project of the example: its name and a way to run compose on it."""
+
+    name: str
+    compose: Callable[..., str]
+
+    def container(self, service: str) -> dict:
+        """``docker inspect`` of the service's one container."""
+        ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}",
+                     "--filter", f"label=com.docker.compose.service={service}").split()
+        assert len(ids) == 1, f"{service}: containers {ids}"
+        return json.loads(docker("inspect", ids[0]))[0]
+
+    def printed(self, service: str) -> list[dict]:
+        """The JSON lines (one per message) the service printed on stdout."""
+        lines = docker("logs", self.container(service)["Id"]).splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture
 def project(tmp_path):
-    """Run a compose command in a project of its own; ``down -v`` it at the end."""
+    """The example as a compose project of its own, with compose.ci.yaml; ``down -v`` at the end."""
     command = compose_command()
     require(command is not None,
             "neither the `docker compose` plugin nor `docker-compose` is installed")
@@ -78,57 +100,46 @@ def project(tmp_path):
            "MQTT_CI_MOSQUITTO_IMAGE": mosquitto, "MQTT_USERNAME": "student",
            "MQTT_PASSWORD": uuid.uuid4().hex, "MQTT_TOPIC": f"ci/{name}",
            "MESSAGE_COUNT": str(MESSAGES), "MESSAGE_INTERVAL": "0.2"}
+    merged = tmp_path / "compose.merged.yaml"
 
-    def run(*args: str, files: list | None = None, timeout: float = 120) -> str:
-        files = files or [merged]
+    def compose(*args: str, files: tuple = (merged,), timeout: float = 120) -> str:
         options = [arg for path in files for arg in ("-f", str(path))]
         result = subprocess.run([*command, "-p", name, *options, *args], cwd=EXAMPLE, env=env,
                                 capture_output=True, text=True, timeout=timeout)
         assert result.returncode == 0, f"compose {' '.join(args)}:\n{result.stderr[-3000:]}"
         return result.stdout
 
-    config = yaml.safe_load(run("config", files=[EXAMPLE / "compose.yaml", CI_OVERRIDE]))
+    config = yaml.safe_load(compose("config", files=(EXAMPLE / "compose.yaml", CI_OVERRIDE)))
     for spec in config["services"].values():
         assert spec["network_mode"] in ("host", "none")
         spec.pop("ports", None)   # nothing to publish from the host's own network
-    merged = tmp_path / "compose.merged.yaml"
     merged.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
-        yield run
+        yield Project(name, compose)
     finally:
-        run("down", "-v", "--timeout", "5")
+        compose("down", "-v", "--timeout", "5")
         label = f"label=com.docker.compose.project={name}"
         for kind in ("container", "volume", "network"):
-            left = subprocess.run(["docker", kind, "ls", "-q", "--filter", label],
-                                  capture_output=True, text=True, timeout=30).stdout.split()
+            left = docker(kind, "ls", "-q", "--filter", label).split()
             assert not left, f"{name}: {kind}s left after down -v: {left}"
 
 
-def container_state(run, service: str) -> dict:
-    ids = run("ps", "-q", service).split()
-    assert len(ids) == 1, f"{service}: containers {ids}"
-    out = subprocess.run(["docker", "inspect", ids[0]], capture_output=True, text=True,
-                         check=True, timeout=30).stdout
-    return json.loads(out)[0]
-
-
 def test_producer_messages_reach_the_consumer(project):
-    project("up", "--build", "-d", timeout=600)
+    project.compose("up", "--build", "-d", timeout=600)
 
     deadline = time.monotonic() + DELIVERY_TIMEOUT
     while True:
-        received = json_lines(project("logs", "--no-color", "consumer"))
-        producer = container_state(project, "producer")["State"]
+        received = project.printed("consumer")
+        producer = project.container("producer")["State"]
         done = len(received) >= MESSAGES and producer["Status"] == "exited"
         if done or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
 
-    logs = project("logs", "--no-color")
+    logs = project.compose("logs", "--no-color") if not done else ""
     assert [r["payload"]["seq"] for r in received] == list(range(1, MESSAGES + 1)), logs
     assert {r["qos"] for r in received} == {1}
     assert (producer["Status"], producer["ExitCode"]) == ("exited", 0), logs
-    sent = json_lines(project("logs", "--no-color", "producer"))
-    assert [s["sent"] for s in sent] == list(range(1, MESSAGES + 1))
+    assert [s["sent"] for s in project.printed("producer")] == list(range(1, MESSAGES + 1))
     for service in ("mosquitto", "consumer", "producer"):
-        assert container_state(project, service)["HostConfig"]["NetworkMode"] == "host"
+        assert project.container(service)["HostConfig"]["NetworkMode"] == "host"
