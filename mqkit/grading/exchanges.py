@@ -8,9 +8,9 @@ did, not what a model predicts. A consumer on an observed queue may take a probe
 the observation names such queues in its notes.
 
 Example:
-    >>> seen = probe_routes(endpoints, "lab04.stocks", {"AAPL": Message("AAPL")},
+    >>> seen = probe_routes(endpoints, "lab04.stocks", {"Stock A": Message("Stock A")},
     ...                     ["lab04.portfolio"])                    # doctest: +SKIP
-    >>> seen.received["AAPL"]                                       # doctest: +SKIP
+    >>> seen.received["Stock A"]                                    # doctest: +SKIP
     {'lab04.portfolio'}
 """
 

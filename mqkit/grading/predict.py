@@ -10,14 +10,14 @@ line.
 
 Example:
     >>> predict_then_publish(endpoints, "lab04.stocks", {
-    ...     "AAPL": {"lab04.AAPL", "lab04.portfolio"},
-    ...     "GOOG": set(),
-    ... })                                                          # doctest: +SKIP
+    ...     "Stock A": {"lab04.stock-A", "lab04.portfolio"},
+    ...     "Stock F": set(),
+    ... }, queues=["lab04.portfolio", "lab04.stock-A"])           # doctest: +SKIP
     prediction vs broker, exchange 'lab04.stocks'
     each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong
-    message  lab04.AAPL        lab04.portfolio
-    AAPL     yes · you: yes ✔  yes · you: yes ✔
-    GOOG     no · you: no ✔    no · you: no ✔  (returned: no queue matched)
+    message  lab04.portfolio   lab04.stock-A
+    Stock A  yes · you: yes ✔  yes · you: yes ✔
+    Stock F  no · you: no ✔    no · you: no ✔  (returned: no queue matched)
     2 of 2 messages predicted right.
 """
 
