@@ -1,7 +1,7 @@
 """A class at a human pace: simulated students on the classroom broker, with what they saw.
 
 Each simulated student does what labs 03 and 04 do, in their own namespace (their card's
-AMQP URL): declares a durable work queue and a direct exchange with a queue per ticker,
+AMQP URL): declares a durable work queue and a direct exchange with a queue for a stock,
 then publishes one confirmed message a second (alternating between the two) and consumes
 both queues with manual acks on a second connection. Every message carries the sender's
 id and a sequence number, so the run counts what was confirmed but never arrived (lost) and
@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 #: The simulated lab's names (the labs' own: a namespace makes them private).
 WORK_QUEUE = "lab03.tasks"
 EXCHANGE = "lab04.stocks"
-TICKER_QUEUE = "lab04.AAPL"
+TICKER_QUEUE = "lab04.stock-A"
+#: The lecture's stock: its name is the routing key.
+STOCK = "Stock A"
 #: Seconds a student waits for the last messages after the run before counting them lost.
 DRAIN = 5.0
 
@@ -181,7 +183,7 @@ def _student(student: str, url: str, seconds: float, rate: float) -> StudentResu
         setup.queue_declare(WORK_QUEUE, durable=True)
         setup.exchange_declare(EXCHANGE, "direct", durable=True)
         setup.queue_declare(TICKER_QUEUE, durable=True)
-        setup.queue_bind(TICKER_QUEUE, EXCHANGE, "AAPL")
+        setup.queue_bind(TICKER_QUEUE, EXCHANGE, STOCK)
         for queue in (WORK_QUEUE, TICKER_QUEUE):
             setup.queue_purge(queue)  # a run starts from empty queues
         channel = publisher.channel()
@@ -198,7 +200,7 @@ def _student(student: str, url: str, seconds: float, rate: float) -> StudentResu
             consumer.process_data_events(time_limit=max(0.0, next_at - time.monotonic()))
             if time.monotonic() < next_at:
                 continue
-            exchange, key = ("", WORK_QUEUE) if seq % 2 == 0 else (EXCHANGE, "AAPL")
+            exchange, key = ("", WORK_QUEUE) if seq % 2 == 0 else (EXCHANGE, STOCK)
             body = json.dumps({"student": student, "seq": seq})
             sent[seq] = time.monotonic()
             channel.basic_publish(exchange, key, body)  # returns once confirmed
