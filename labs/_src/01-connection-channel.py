@@ -239,6 +239,18 @@ print("closed by the with block:", short_lived.is_closed)
 # closed by the with block: True
 
 # %% [markdown]
+# ## Heartbeats
+#
+# While a connection is idle, client and broker send each other a tiny *heartbeat* frame,
+# at an interval agreed when the connection opens (pika takes the broker's proposal unless
+# you ask for another with `ConnectionParameters(heartbeat=...)`). A side that hears
+# nothing for about two intervals takes the other for dead and closes the connection. pika's
+# `BlockingConnection` sends and answers heartbeats only while your code is inside a pika
+# call, so a connection left idle in a notebook for long is found closed on the next cell
+# (`StreamLostError`). `mqkit.notebook_connection(endpoints)`, which later labs use, keeps
+# it alive in the background and reconnects on its next use.
+
+# %% [markdown]
 # ## When the connection fails
 #
 # A wrong password: RabbitMQ refuses the login with `403 ACCESS_REFUSED` and pika raises
