@@ -21,7 +21,8 @@ import mqkit
 from mqkit.grading import self_check
 
 endpoints = mqkit.start_brokers()
-parameters = pika.URLParameters(endpoints.amqp_url)
+# One URL, or a cluster's nodes separated by commas: pika tries them in turn.
+parameters = [pika.URLParameters(url) for url in endpoints.amqp_url.split(",")]
 # A pika.BlockingConnection (lab 01) with two differences: a background thread keeps it
 # alive while the notebook sits idle, and after it was lost (a broker restart) its next use
 # opens a new connection and re-opens its channels.
@@ -172,6 +173,12 @@ print("oldest kept:", body)
 # cluster with the Raft consensus protocol: it is the choice for data that must not be lost
 # when a node fails. The lab's broker is a single node, so here a quorum queue has one
 # replica and is not replicated at all.
+#
+# On a cluster it is. Start a local one of three nodes with `mqkit up --nodes 3` (see
+# `docs/classroom.md`, "Rehearse on a cluster") and run this lab again: the management UI's
+# page of `lab02.quorum` (or the API's `members` and `online` fields) lists a member on
+# each node. With one node stopped, the queue carries on with the other two (a majority) and
+# keeps every message it confirmed.
 
 # %% [markdown]
 # ### Exercise 1: a quorum queue
