@@ -53,6 +53,10 @@ SCHEMA_VERSION = 3
 #: Seconds one cell may run under ``nbgrader autograde`` (a check process included).
 CELL_TIMEOUT = 240
 
+#: Runs before a test cell's visible line: a submission that lost its import or `endpoints`
+#: must not lose the check's points for a NameError there (mqkit grade never runs that line).
+GUARD = "from mqkit.grading import self_check\nglobals().setdefault('endpoints', None)\n"
+
 CONFIG = '''\
 """nbgrader settings of the mqkit labs, written by `mqkit build-labs --format nbgrader`."""
 
@@ -87,10 +91,7 @@ def source_notebook(lab: LabNotebooks, extra: ExtraChecks) -> Any:
                                                       solution=True)
         elif item.kind in ("self-check", "hidden"):
             tests = "".join(verdict_code(c.id, extra.source_for(c.id)) for c in item.checks)
-            # A submission that lost its import or `endpoints` must not lose the check's
-            # points for a NameError in the visible line, which mqkit grade never runs.
-            tests += ("from mqkit.grading import self_check\n"
-                      "globals().setdefault('endpoints', None)\n")
+            tests += GUARD
             cell.source = f"{BEGIN_HIDDEN}\n{tests}{END_HIDDEN}\n{cell.source}"
             name = "-".join(c.id for c in item.checks)
             cell.metadata["nbgrader"] = _metadata(grade_id("check", name), grade=True,
@@ -167,18 +168,81 @@ def clear_solutions_class() -> type:
     return MQKitClearSolutions
 
 
+def kernel_source(source: str) -> str:
+    """A test cell's code without its hidden region: what the kernel runs under the grader."""
+    kept, hidden = [], False
+    for line in source.split("\n"):
+        if line.strip() == BEGIN_HIDDEN:
+            hidden = True
+            kept += GUARD.rstrip("\n").split("\n")
+        elif line.strip() == END_HIDDEN:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+@functools.cache
+def execute_class() -> type:
+    """The ``Execute`` step of nbgrader, taking the verdict of each mqkit test in this process.
+
+    A grade cell whose code (restored from nbgrader's database, for a locked cell) holds
+    :func:`~mqkit.grading.verdict.verdict_code` runs in the kernel without it; right after,
+    while the kernel still runs, nbgrader's own process runs those checks in a fresh process
+    and the cell's outputs become the verdict: its line, and an error when it did not pass,
+    which is how nbgrader scores a test cell. Nothing the kernel did to itself (mqkit,
+    ``subprocess``, ``sys.executable``) or printed (a stray line on stderr, which nbgrader
+    scores 0) decides.
+    """
+    import nbformat
+    from nbgrader import utils
+    from nbgrader.preprocessors import Execute
+
+    from mqkit.grading.verdict import run_verdict, verdict_calls
+
+    class MQKitExecute(Execute):  # type: ignore[misc]
+        """Execute that takes the verdict of mqkit's test cells itself."""
+
+        def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
+            calls = (verdict_calls(cell.source)
+                     if cell.cell_type == "code" and utils.is_grade(cell) else [])
+            if not calls:
+                return super().preprocess_cell(cell, resources, index)
+            original = cell.source
+            cell.source = kernel_source(original)
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            cell.source = original
+            outputs = []
+            for check_id, checks_source in calls:
+                passed, line = run_verdict(check_id, checks_source)
+                outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                      text=line + "\n"))
+                if not passed:
+                    outputs.append(nbformat.v4.new_output(
+                        "error", ename="CheckFailed", evalue=line, traceback=[line]))
+            cell.outputs = outputs
+            return cell, resources
+
+    return MQKitExecute
+
+
 def configure(config: Any) -> None:
     """Set up nbgrader for the mqkit labs (called from the course's ``nbgrader_config.py``).
 
-    ``generate_assignment`` releases mqkit's stubs, and cells get time for their checks.
+    ``generate_assignment`` releases mqkit's stubs; ``autograde`` takes the verdicts of
+    mqkit's test cells in its own process (:func:`execute_class`), and cells get time for
+    their checks.
     """
     _nbgrader()
-    from nbgrader.converters import GenerateAssignment
-    from nbgrader.preprocessors import ClearSolutions
+    from nbgrader.converters import Autograde, GenerateAssignment
+    from nbgrader.preprocessors import ClearSolutions, Execute
 
     steps = GenerateAssignment.class_traits()["preprocessors"].default()
     config.GenerateAssignment.preprocessors = [
         clear_solutions_class() if step is ClearSolutions else step for step in steps]
+    steps = Autograde.class_traits()["autograde_preprocessors"].default()
+    config.Autograde.autograde_preprocessors = [
+        execute_class() if step is Execute else step for step in steps]
     # A solution cell an instructor adds by hand gets mqkit's placeholder, which runs.
     config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE"}
     config.ClearSolutions.text_stub = "*Your answer here.*"

@@ -124,5 +124,60 @@ def verdict_code(check_id: str, checks_source: str | None = None) -> str:
         "    _mqkit_verdict.stdout.strip() or _mqkit_verdict.stderr.strip()[-800:])\n")
 
 
+def verdict_calls(source: str) -> list[tuple[str, str | None]]:
+    """The checks a test cell's :func:`verdict_code` runs: ``(check id, checks text)`` each.
+
+    Read from the code itself (its syntax tree), so a grader runs exactly what the cell
+    would have run. Code that does not parse, or has no verdict call, has none.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        listed = node.args[0]
+        if not isinstance(listed, ast.List):
+            continue
+        words = [item.value.elts for item in listed.elts
+                 if isinstance(item, ast.Starred) and isinstance(item.value, ast.List)]
+        argv = [w.value for group in words for w in group if isinstance(w, ast.Constant)]
+        if argv[:2] != ["-m", "mqkit.grading.verdict"] or len(argv) < 3:
+            continue
+        stdin = next((k.value.value for k in node.keywords
+                      if k.arg == "input" and isinstance(k.value, ast.Constant)), None)
+        found.append((str(argv[2]), stdin if "--checks" in argv else None))
+    return found
+
+
+def run_verdict(check_id: str, checks_source: str | None = None,
+                env: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Run a check in a fresh process, as a test cell would; ``(passed, verdict line)``.
+
+    Args:
+        check_id: the check's id.
+        checks_source: the extra-checks text that defines it (hidden checks).
+        env: the process's environment (default: this one's, whose ``MQKIT_*`` variables
+            name the brokers).
+    """
+    import subprocess
+
+    command = [sys.executable, "-m", "mqkit.grading.verdict", check_id]
+    if checks_source is not None:
+        command += ["--checks", "-"]
+    try:
+        done = subprocess.run(command, input=checks_source or "", env=env,
+                              capture_output=True, text=True, timeout=CHECK_TIMEOUT,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        return False, f"✘ error  {check_id}: the check did not finish in {CHECK_TIMEOUT} s"
+    line = done.stdout.strip() or done.stderr.strip()[-800:]
+    return done.returncode == PASSED, line
+
+
 if __name__ == "__main__":
     sys.exit(main())

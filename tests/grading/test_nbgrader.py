@@ -30,7 +30,7 @@ pytest.importorskip("nbgrader", reason="nbgrader is in the test extra")
 LABS = Path(__file__).resolve().parents[2] / "labs"
 EXTRA = Path(__file__).with_name("extra_checks.py")
 NAMES = {"03": "03-publish-consume", "10": "10-mqtt"}
-STUDENTS = ("blank", "partial", "patcher", "solution")
+STUDENTS = ("blank", "faker", "partial", "patcher", "solution")
 #: Exercises the partial submission solves: some that a check grades, not all of them.
 PARTIAL = {"03": 1, "10": 2}
 
@@ -52,6 +52,20 @@ mqkit.grading.self_check = lambda check, endpoints, **params: _always(get_check(
 print("in-kernel verdict:", get_check("{check}").assert_passed(None).status)
 print("kernel variables:", sorted(k for k in os.environ if k.startswith("MQKIT_")))
 print("kernel AMQP user:", os.environ.get("MQKIT_AMQP_URL", "").split("//")[1].split(":")[0])
+"""
+
+
+# A submission that makes a test cell's own verdict process pass, inside its kernel, by
+# replacing subprocess.run there: nbgrader's process takes the verdict, so it gains nothing.
+FAKE = """\
+import subprocess, sys
+
+class _Passed:
+    returncode, stdout, stderr = 0, "✔ passed  (faked)", ""
+
+subprocess.run = lambda *args, **kwargs: _Passed()
+print("in-kernel verdict process exit:",
+      subprocess.run([sys.executable, "-m", "mqkit.grading.verdict", "{check}"]).returncode)
 """
 
 
@@ -161,8 +175,10 @@ def submissions(course: Path, number: str) -> dict[str, nbformat.NotebookNode]:
     first = f"{number}.all-acked" if number == "03" else f"{number}.retained-message"
     patcher.cells.insert(0, nbformat.v4.new_code_cell(PATCH.replace("{check}", first),
                                                       id="patch"))
-    return {"blank": blank, "partial": solved(PARTIAL[number]), "patcher": patcher,
-            "solution": solved(len(exercises))}
+    faker = solved(0)
+    faker.cells.insert(0, nbformat.v4.new_code_cell(FAKE.replace("{check}", first), id="fake"))
+    return {"blank": blank, "faker": faker, "partial": solved(PARTIAL[number]),
+            "patcher": patcher, "solution": solved(len(exercises))}
 
 
 @pytest.fixture(scope="module", params=sorted(NAMES))
@@ -203,6 +219,20 @@ def test_monkeypatching_the_checks_gains_nothing(graded, course) -> None:
     path = course / "autograded" / "patcher" / f"lab{number}" / f"lab{number}.ipynb"
     printed = "".join(o.get("text", "") for o in nbformat.read(path, 4).cells[0].outputs)
     assert "in-kernel verdict: passed" in printed
+
+
+def test_faking_the_verdict_process_gains_nothing(graded, course) -> None:
+    number, nbgrader_totals, _, _ = graded
+    assert nbgrader_totals["faker"] == nbgrader_totals["blank"]
+    path = course / "autograded" / "faker" / f"lab{number}" / f"lab{number}.ipynb"
+    notebook = nbformat.read(path, 4)
+    printed = "".join(o.get("text", "") for o in notebook.cells[0].outputs)
+    assert "in-kernel verdict process exit: 0" in printed
+    # The test cells show the verdict nbgrader's process took, never the kernel's fake.
+    verdicts = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                       for o in c.outputs if c.metadata.get("nbgrader", {}).get("grade"))
+    assert "not yet" in verdicts
+    assert "(faked)" not in verdicts
 
 
 def test_kernel_holds_only_its_namespace(graded, course, brokers) -> None:

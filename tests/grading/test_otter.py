@@ -30,11 +30,12 @@ from tests.grading.test_nbgrader import (
     NAMES,
     PARTIAL,
     PATCH,
-    STUDENTS,
     student_notebook,
 )
 
 pytest.importorskip("otter", reason="otter-grader is in the test extra")
+
+STUDENTS = ("blank", "partial", "patcher", "solution")
 
 
 def otter_assign(master: Path) -> Path:
