@@ -9,7 +9,8 @@
   nbgrader's ``ClearSolutions`` step in ``generate_assignment``, puts it in place;
 * a **self-check** cell is a locked autograder test cell worth its check's points: the
   student sees their ``self_check(...)`` line, and a hidden test region before it runs the
-  check in a fresh process (:mod:`mqkit.grading.verdict`);
+  check in a fresh process (:mod:`mqkit.grading.verdict`); under the course's config,
+  nbgrader's own process runs that process instead of the kernel (:func:`execute_class`);
 * each **hidden** check (the instructor's ``--checks`` file) is a test cell at the end whose
   code is all hidden.
 
