@@ -178,8 +178,9 @@ demo_channel = demo.channel()
 import threading
 
 overview = mqkit.Admin(endpoints).overview()
-protocols = sorted({listener["protocol"] for listener in overview["listeners"]})
-print(overview["product_name"], overview["rabbitmq_version"], "listens for:", protocols)
+protocols = sorted({listener["protocol"] for listener in overview.get("listeners", [])})
+print(overview["product_name"], overview["rabbitmq_version"], "listens for:",
+      protocols or "(shown to monitoring users only)")
 
 answered, version = threading.Event(), []
 
