@@ -260,6 +260,7 @@ class Score:
     student: str
     points: float
     max_points: float
+    error: str = ""
 
 
 def autograde(course: Path, assignment: str, *, students: Sequence[str] | None = None,
@@ -280,11 +281,11 @@ def autograde(course: Path, assignment: str, *, students: Sequence[str] | None =
         with_mqtt: give each submission its own Mosquitto.
 
     Returns:
-        Each student's score, sorted by student.
+        Each student's score, sorted by student; one that nbgrader could not grade has 0 of 0
+        points and nbgrader's last error line (the batch goes on).
 
     Raises:
         MissingDependency: nbgrader is not installed.
-        subprocess.CalledProcessError: nbgrader failed for a submission.
     """
     _nbgrader()
     from mqkit.config import Settings
@@ -299,6 +300,7 @@ def autograde(course: Path, assignment: str, *, students: Sequence[str] | None =
 
         broker = start_brokers()
     binary = Settings.from_env().mosquitto_binary
+    failed: dict[str, str] = {}
     for student in names:
         with Namespace.create(broker, student, with_mqtt=with_mqtt,
                               mosquitto_binary=binary) as space, \
@@ -314,9 +316,13 @@ def autograde(course: Path, assignment: str, *, students: Sequence[str] | None =
             log.info("nbgrader autograde %s %s: exit %s", assignment, student,
                      done.returncode)
             if done.returncode != 0:
-                raise subprocess.CalledProcessError(done.returncode, command, done.stdout,
-                                                    done.stderr)
-    return scores(course, assignment, names)
+                lines = [line for line in done.stderr.splitlines() if line.strip()]
+                failed[student] = lines[-1] if lines else f"exit {done.returncode}"
+                log.error("nbgrader autograde %s failed for %s: %s", assignment, student,
+                          failed[student])
+    graded = [s for s in scores(course, assignment, names) if s.student not in failed]
+    graded += [Score(student, 0.0, 0.0, error) for student, error in failed.items()]
+    return sorted(graded, key=lambda score: score.student)
 
 
 def scores(course: Path, assignment: str, students: Sequence[str] | None = None) -> list[Score]:
@@ -342,9 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--student", action="append", default=None,
                      help="grade only this student (repeatable)")
     args = parser.parse_args(argv)
+    failed = 0
     for score in autograde(Path(args.course), args.assignment, students=args.student):
-        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}\n")
-    return 0
+        note = f"  (nbgrader failed: {score.error})" if score.error else ""
+        failed += bool(score.error)
+        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}{note}\n")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

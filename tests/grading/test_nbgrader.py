@@ -8,6 +8,7 @@ Lab 03 is the AMQP lab (with a hidden check from the instructor's file), lab 10 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -24,8 +25,15 @@ from mqkit.authoring import render_notebook
 from mqkit.grading.grader import grade
 from mqkit.grading.nbgrader_course import autograde
 from tests.grading.test_grader import SANDBOX
+from tests.helpers import require
 
-pytest.importorskip("nbgrader", reason="nbgrader is in the test extra")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _needs_nbgrader() -> None:
+    require(importlib.util.find_spec("nbgrader") is not None,
+            "nbgrader is not installed (it is in the test extra: pip install -e '.[test]')")
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
 EXTRA = Path(__file__).with_name("extra_checks.py")
@@ -195,7 +203,7 @@ def graded(request, course, brokers, tmp_path_factory):
         nbformat.write(notebook, target)
         shutil.copy(target, inbox / f"{student}.ipynb")
     start = time.monotonic()
-    scores = autograde(course, assignment, broker=brokers)
+    scores = autograde(course, assignment, students=STUDENTS, broker=brokers)
     took = time.monotonic() - start
     book = grade(number, sorted(inbox.glob("*.ipynb")), extra_checks=EXTRA, broker=brokers,
                  sandbox=SANDBOX, timeout=60, workers=2)
@@ -244,3 +252,12 @@ def test_kernel_holds_only_its_namespace(graded, course, brokers) -> None:
     # The namespaces are gone once nbgrader is done.
     assert not [v["name"] for v in Admin(brokers).vhosts()
                 if v["name"].startswith(("grade-patcher-", "grade-solution-"))]
+
+
+def test_a_submission_nbgrader_cannot_read_is_reported(course, brokers) -> None:
+    target = course / "submitted" / "garbled" / "lab10" / "lab10.ipynb"
+    target.parent.mkdir(parents=True)
+    target.write_text("this is not a notebook", encoding="utf-8")
+    (score,) = autograde(course, "lab10", students=["garbled"], broker=brokers)
+    assert (score.student, score.points, score.max_points) == ("garbled", 0.0, 0.0)
+    assert score.error

@@ -8,6 +8,7 @@ and Otter's image), in a namespace each, and by `mqkit grade`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -32,8 +33,15 @@ from tests.grading.test_nbgrader import (
     PATCH,
     student_notebook,
 )
+from tests.helpers import require
 
-pytest.importorskip("otter", reason="otter-grader is in the test extra")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _needs_otter() -> None:
+    require(importlib.util.find_spec("otter") is not None,
+            "otter-grader is not installed (it is in the test extra: pip install -e '.[test]')")
 
 STUDENTS = ("blank", "partial", "patcher", "solution")
 
