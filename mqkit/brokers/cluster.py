@@ -20,13 +20,12 @@ import dataclasses
 import logging
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mqkit.brokers.process import ProcessBackend, _terminate
 from mqkit.brokers.progress import report
 from mqkit.brokers.specs import MOSQUITTO, RABBITMQ, BrokerSpec, Command, Launch, Port
-from mqkit.brokers.state import BrokerState
+from mqkit.brokers.state import BrokerState, StateStore
 from mqkit.config import Settings
 from mqkit.endpoints import Endpoints
 from mqkit.exceptions import BrokerConnectionError, BrokerNotRunning, BrokerTimeout, ConfigError
@@ -115,7 +114,7 @@ class ClusterBackend(ProcessBackend):
 
     def __init__(self, settings: Settings, nodes: int | None = None) -> None:
         self.nodes = nodes or _recorded_nodes(settings) or DEFAULT_NODES
-        if not 1 <= self.nodes <= MAX_NODES:
+        if not 2 <= self.nodes <= MAX_NODES:
             raise ConfigError(f"A cluster of {self.nodes} nodes is not one mqkit starts.",
                               hint=f"Ask for 2 to {MAX_NODES} nodes (3 is the usual size).")
         specs = [node_spec(i, self.nodes) for i in range(1, self.nodes + 1)]
@@ -259,19 +258,23 @@ class ClusterBackend(ProcessBackend):
     # -- stopping -----------------------------------------------------------------------------
 
     def _halt_all(self, state: BrokerState, specs: list[BrokerSpec]) -> None:
-        # Nodes stop together: one after the other, each would wait for the others' leave.
+        from concurrent.futures import ThreadPoolExecutor  # only when stopping
+
+        # Nodes stop together: a cluster stops in one node's shutdown time (about 6 s here).
         with ThreadPoolExecutor(max(1, len(specs))) as pool:
             list(pool.map(lambda spec: self.halt(spec, state), specs))
 
     def _discard_recorded(self, state: BrokerState) -> list[str]:
+        from concurrent.futures import ThreadPoolExecutor  # only when stopping
+
         nodes = [self.specs[name] for name in state.brokers if name.startswith("rabbitmq-")
                  and name in self.specs]
-        stopped = []
+        # The nodes together, then Mosquitto, epmd last (a node unregisters as it stops).
         with ThreadPoolExecutor(max(1, len(nodes))) as pool:
             halted = list(pool.map(
                 lambda spec: _terminate(state.pids.get(spec.name),
                                         self._commands(spec, state)[-1].marker), nodes))
-        stopped += [spec.name for spec, was in zip(nodes, halted, strict=True) if was]
+        stopped = [spec.name for spec, was in zip(nodes, halted, strict=True) if was]
         if "mosquitto" in state.brokers:
             main = self._commands(MOSQUITTO, state)[-1]
             if _terminate(state.pids.get(main.name), main.marker):
@@ -288,8 +291,6 @@ class ClusterBackend(ProcessBackend):
 
 
 def _recorded_nodes(settings: Settings) -> int:
-    from mqkit.brokers.state import StateStore
-
     state = StateStore(settings.state_dir, ClusterBackend.name).load()
     if state is None:
         return 0

@@ -63,7 +63,7 @@ def test_the_endpoints_list_every_node_and_one_management_api(tmp_path):
     assert endpoints.backend == "cluster"
 
 
-@pytest.mark.parametrize("nodes", [0, 8])
+@pytest.mark.parametrize("nodes", [1, 8])
 def test_a_cluster_size_out_of_range_is_a_config_error(tmp_path, nodes):
     with pytest.raises(ConfigError, match="Hint:"):
-        ClusterBackend(Settings.from_env(env={}, state_dir=tmp_path), nodes or -1)
+        ClusterBackend(Settings.from_env(env={}, state_dir=tmp_path), nodes)
