@@ -148,6 +148,11 @@ def test_self_checks_are_graded_cells_with_the_checks_points(course) -> None:
     assert graded == {"check-10-retained-message": 1, "check-10-wildcard-filters": 2}
 
 
+def test_build_needs_a_folder(capsys) -> None:
+    assert cli.main(["build-labs", "--labs", str(LABS), "--format", "nbgrader"]) == 2
+    assert "needs the folder to write" in capsys.readouterr().err
+
+
 def test_verdict_process_exit_codes(tmp_path) -> None:
     """Unknown check: 2, before any broker is looked for; a hidden check needs its file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
