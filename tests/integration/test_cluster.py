@@ -119,44 +119,46 @@ def test_a_quorum_queue_has_a_member_on_every_node(cluster):
         connection.close()
 
 
-def test_a_lab_connection_outlives_its_node_and_no_confirmed_message_is_lost(cluster):
-    """Stop the node a notebook connection is on; its next use lands on another node."""
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_a_lab_connection_outlives_its_node_and_no_confirmed_message_is_lost(cluster, how):
+    """Stop (SIGTERM, a maintenance) or kill (SIGKILL, a crash) the node a notebook
+    connection is on; its next use lands on another node, with every confirmed message."""
     endpoints = cluster.running()
     admin = _management(cluster)
-    connection = mqkit.notebook_connection(endpoints, name="cluster-failover")
+    queue, name = f"cluster.orders-{how}", f"cluster-failover-{how}"
+    connection = mqkit.notebook_connection(endpoints, name=name)
     try:
         channel = connection.channel()
-        channel.queue_declare("cluster.orders", durable=True,
+        channel.queue_declare(queue, durable=True,
                               arguments={"x-queue-type": "quorum"})
         channel.confirm_delivery()
         sent = [f"order {n}".encode() for n in range(100)]
         for body in sent:  # each publish returns once the broker confirmed it
-            channel.basic_publish("", "cluster.orders", body,
+            channel.basic_publish("", queue, body,
                                   pika.BasicProperties(delivery_mode=2))
 
         def node_of_connection():
             found = [c["node"] for c in admin.get("connections")
-                     if c.get("client_properties", {}).get("connection_name") ==
-                     "cluster-failover"]
+                     if c.get("client_properties", {}).get("connection_name") == name]
             return found[0] if found else None
 
         node = _wait(node_of_connection, 15, "the connection in the management API")
         index = next(int(s.broker.rsplit("-", 1)[1]) for s in cluster.status()
                      if s.detail.endswith(f"node {node}"))
         begun = time.monotonic()
-        assert cluster.stop_node(index)  # SIGTERM, as a maintenance would
-        log.info(f"node {index} stopped in {time.monotonic() - begun:.1f} s")
+        assert cluster.stop_node(index, kill=how == "killed")
+        log.info(f"node {index} {how} in {time.monotonic() - begun:.1f} s")
         _wait(lambda: not connection.is_open, 15, "the connection sees its node go")
 
         begun = time.monotonic()
-        declared = channel.queue_declare("cluster.orders", durable=True,
+        declared = channel.queue_declare(queue, durable=True,
                                          arguments={"x-queue-type": "quorum"})
         log.info(f"reconnected and declared in {time.monotonic() - begun:.1f} s")
         assert connection.reconnects == 1
         assert declared.method.message_count == len(sent)
         received = []
         for _ in range(len(sent) + 1):
-            method, _, body = channel.basic_get("cluster.orders", auto_ack=True)
+            method, _, body = channel.basic_get(queue, auto_ack=True)
             if method is None:
                 break
             received.append(body)
@@ -165,18 +167,20 @@ def test_a_lab_connection_outlives_its_node_and_no_confirmed_message_is_lost(clu
         admin = _management(cluster)
         moved = _wait(lambda: [c["node"] for c in admin.get("connections")
                                if c.get("client_properties", {}).get("connection_name") ==
-                               "cluster-failover"], 15, "the connection on another node")
+                               name], 15, "the connection on another node")
         assert node not in moved
     finally:
         connection.close()
 
-    # `mqkit up` again: the stopped node boots with its data and rejoins.
+    # `mqkit up` again: the node boots with its data and rejoins, and so does its member.
     begun = time.monotonic()
     endpoints = cluster.start()
     log.info(f"node {index} back in {time.monotonic() - begun:.1f} s")
     assert all(s.is_running for s in cluster.status())
     nodes = ManagementClient(endpoints).get("nodes")
     assert sum(1 for n in nodes if n["running"]) == NODES
+    _wait(lambda: len(_queue_members(cluster, queue)[1]) == NODES, 30,
+          "the queue's member on the node back online")
 
 
 def test_status_and_down_on_the_command_line(cluster):
