@@ -14,7 +14,7 @@
 # - prove it: a producer and a consumer that never meet, in time or in process, still
 #   exchange every message.
 #
-# **Estimated time:** 25 minutes.
+# **Estimated time:** 30 minutes.
 #
 # Every lab talks to *real* brokers. You never install or configure one by hand: the
 # `mqkit` package starts them (with Docker when it is there, else as local processes) or
@@ -172,21 +172,31 @@ demo_channel = demo.channel()
 # - **Mosquitto** is a small broker for **MQTT**, the publish/subscribe protocol of
 #   sensors and devices (labs 10–11); Python talks to it with **paho-mqtt**.
 #
-# Ask each one what it is (the versions depend on how mqkit runs them on your machine):
+# Ask each one what it is (the versions depend on how mqkit runs them on your machine).
+# RabbitMQ answers through its management API:
 
 # %%
-import threading
-
 overview = mqkit.Admin(endpoints).overview()
 protocols = sorted({listener["protocol"] for listener in overview.get("listeners", [])})
 print(overview["product_name"], overview["rabbitmq_version"], "listens for:",
       protocols or "(shown to monitoring users only)")
 
+# %% [markdown]
+# `amqp` is the protocol of the labs, `http` the management UI and API (lab 01 tours it),
+# and `clustering` is how RabbitMQ nodes talk to each other; no `mqtt`.
+#
+# Mosquitto publishes facts about itself on topics of its own, under `$SYS/`. The cell
+# subscribes to `$SYS/broker/version` and waits for one message (lab 10 explains each
+# step of an MQTT client):
+
+# %%
+import threading
+
 answered, version = threading.Event(), []
 
 
 def on_connect(client, userdata, flags, reason_code, properties):
-    client.subscribe("$SYS/broker/version")  # Mosquitto's own topics about itself
+    client.subscribe("$SYS/broker/version")
 
 
 def on_message(client, userdata, message):
@@ -202,10 +212,6 @@ answered.wait(timeout=5)
 mqtt.disconnect()
 mqtt.loop_stop()
 print(version[0] if version else "Mosquitto did not answer in 5 s")
-
-# %% [markdown]
-# On RabbitMQ, `amqp` is the protocol of the labs, `http` is the management UI and API
-# (lab 01 tours it), and `clustering` is how RabbitMQ nodes talk to each other; no `mqtt`.
 
 # %% [markdown]
 # ## The AMQP 0-9-1 model
@@ -591,7 +597,14 @@ self_check("00.decoupled", endpoints)
 # - `endpoints.amqp_url` and `endpoints.mqtt_url` carry the password: use them, don't share them.
 # - `mqkit.doctor()` and the `Hint:` of each error tell you how to fix a machine that cannot
 #   run brokers.
-# - A broker decouples a producer from its consumer: the queue keeps the messages until a
-#   consumer, started later in another process, takes them.
+# - A broker decouples a producer from its consumer in time, space and rate: the queue
+#   keeps the messages until a consumer, started later in another process, takes them.
+# - Fire-and-forget loses what nothing routes, silently; publisher confirms, persistent
+#   messages in durable queues and acks make delivery guaranteed (lab 09).
+# - AMQP 0-9-1: producer → exchange → binding → queue → consumer; RabbitMQ speaks it,
+#   Mosquitto speaks MQTT.
+# - Three patterns: a work queue (each message to one worker), publish/subscribe (a copy
+#   for every subscriber), request/reply (a second queue named in `reply_to`).
+# - The glossary above is the vocabulary of every later lab.
 #
-# Next: **lab 01**, connections and channels.
+# Next: **lab 01**, connections and channels, and a tour of the management UI.
