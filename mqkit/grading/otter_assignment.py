@@ -165,6 +165,7 @@ class Score:
     student: str
     points: float
     max_points: float
+    error: str = ""
 
 
 def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | None = None,
@@ -182,10 +183,9 @@ def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | 
         out: where to keep Otter's ``STUDENT.json`` results (default: nowhere).
 
     Returns:
-        The scores, sorted by student.
-
-    Raises:
-        subprocess.CalledProcessError: Otter failed for a submission.
+        The scores, sorted by student; one that Otter could not grade (another assignment's
+        notebook, not a notebook) has 0 of 0 points and Otter's last error line (the batch
+        goes on).
     """
     from mqkit.config import Settings
     from mqkit.grading.grader import kernel_environment
@@ -210,8 +210,11 @@ def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | 
             done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True,
                                   check=False)
             if done.returncode != 0:
-                raise subprocess.CalledProcessError(done.returncode, command, done.stdout,
-                                                    done.stderr)
+                lines = [line for line in done.stderr.splitlines() if line.strip()]
+                error = lines[-1] if lines else f"exit {done.returncode}"
+                log.error("otter run failed for %s: %s", student, error)
+                scores.append(Score(student, 0.0, 0.0, error))
+                continue
             results = json.loads((Path(home) / "results.json").read_text(encoding="utf-8"))
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
@@ -236,10 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("submissions", nargs="+", help="the students' notebooks (STUDENT.ipynb)")
     run.add_argument("--out", default=None, help="keep Otter's results here")
     args = parser.parse_args(argv)
+    failed = 0
     for score in grade(Path(args.autograder), [Path(p) for p in args.submissions],
                        out=Path(args.out) if args.out else None):
-        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}\n")
-    return 0
+        note = f"  (Otter failed: {score.error})" if score.error else ""
+        failed += bool(score.error)
+        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}{note}\n")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -147,3 +147,13 @@ def test_otter_totals_equal_mqkit_grade(graded) -> None:
 def test_monkeypatching_the_checks_gains_nothing(graded) -> None:
     _, otter_totals, _, _ = graded
     assert otter_totals["patcher"] == otter_totals["blank"]
+
+
+def test_a_notebook_of_another_assignment_is_reported(assignments, brokers, tmp_path) -> None:
+    """Otter refuses a notebook without its assignment's name; the batch goes on."""
+    foreign = tmp_path / "foreign.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), foreign)
+    zips = sorted((assignments["10"] / "autograder").glob("*.zip"))
+    (score,) = otter_grade(zips[0], [foreign], broker=brokers)
+    assert (score.student, score.points, score.max_points) == ("foreign", 0.0, 0.0)
+    assert "assignment" in score.error
