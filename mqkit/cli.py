@@ -103,9 +103,11 @@ def _parser() -> argparse.ArgumentParser:
                             "concept only; the last level shows code)")
     grade.add_argument("--backend", choices=BACKENDS, default=None,
                        help="where the instructor's brokers come from")
-    grade.add_argument("--sandbox", choices=("auto", "user", "none"), default="auto",
-                       help="where the untrusted notebooks run: auto (the first sandbox that "
-                            "runs here, else an error), user (a dedicated user per worker, "
+    grade.add_argument("--sandbox", choices=("auto", "docker", "user", "none"), default="auto",
+                       help="where the untrusted notebooks run: auto (docker, else user, else "
+                            "an error), docker (a container per submission: read-only, no "
+                            "network but its brokers, limits; needs a Docker Engine and the "
+                            "stand-in base image), user (a dedicated user per worker, "
                             "private namespaces, limits; needs root on Linux), none (as you, "
                             "with your files and local services in reach: only on purpose)")
     _classroom_parser(sub)

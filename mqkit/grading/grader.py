@@ -76,7 +76,7 @@ class SubmissionResult:
         run: what happened while the notebook ran.
         hidden: ids of checks the student does not see in advance.
         vhost: the vhost the submission ran in (not written to the gradebook).
-        sandbox: the sandbox its kernel ran in (``user``, ``none``).
+        sandbox: the sandbox its kernel ran in (``docker``, ``user``, ``none``).
         leftovers: its processes still running after the run, which the sandbox killed.
     """
 
@@ -373,7 +373,8 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
         ports = [space.endpoints.amqp.port, space.endpoints.mqtt.port]
         if space.endpoints.management is not None:
             ports.append(space.endpoints.management.port)
-        with settings.sandbox.session(submission.student, ports) as confinement, \
+        with settings.sandbox.session(submission.student, ports,
+                                      notebook=submission.path) as confinement, \
                 tempfile.TemporaryDirectory(prefix="mqkit-grade-") as scratch:
             home = confinement.workdir or Path(scratch)
             checker = _CheckAfterCell(settings, space.endpoints)

@@ -19,12 +19,13 @@ exhaust the machine. Sandboxes are chosen like the brokers' backends (``--sandbo
 
   What the notebook left running is counted before the kernel stops, and reported; a
   sweep of the uid after the run is the second line of defence.
+* ``docker`` — where a Docker Engine answers: the kernel runs in a container of its own
+  (read-only root, tmpfs scratch, a non-root user, memory/CPU/process limits, no network but
+  the relayed broker ports), removed after the run; see :mod:`mqkit.grading.sandbox_docker`.
 * ``none`` — the kernel runs as the grader's own user (the behaviour before sandboxes); only
   when asked for by name, and the gradebook says so.
-* ``auto`` — ``user`` where it can run; otherwise it refuses, and the error says how to get
-  a sandbox or how to grade without one on purpose.
-
-(A ``docker`` sandbox is not written yet; ``auto`` will try it first when it is.)
+* ``auto`` — ``docker`` where it can run, else ``user``; otherwise it refuses, and the error
+  says how to get a sandbox or how to grade without one on purpose.
 
 Example:
     >>> sandbox = choose_sandbox("auto", slots=2)             # doctest: +SKIP
@@ -57,7 +58,7 @@ from mqkit.grading.relay import OutsideRelay, pid_file
 log = logging.getLogger(__name__)
 
 #: The sandboxes ``--sandbox`` accepts.
-SANDBOXES = ("auto", "user", "none")
+SANDBOXES = ("auto", "docker", "user", "none")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Limits:
         file_bytes: size of any one file written (``RLIMIT_FSIZE``).
         home_bytes: size of the scratch home (a tmpfs).
         tmp_bytes: size of the private ``/tmp`` (and of ``/var/tmp`` and ``/dev/shm``).
+        cpus: CPUs a container may use (docker sandbox only).
     """
 
     memory_bytes: int = 2 * 1024**3
@@ -79,6 +81,7 @@ class Limits:
     file_bytes: int = 64 * 1024**2
     home_bytes: int = 128 * 1024**2
     tmp_bytes: int = 64 * 1024**2
+    cpus: float = 1.0
 
 
 @dataclass
@@ -120,8 +123,12 @@ class Sandbox(ABC):
 
     @abstractmethod
     @contextlib.contextmanager
-    def session(self, label: str, ports: Iterable[int]) -> Iterator[Confinement]:
-        """Confine one submission that may reach the brokers on ``ports``; clean up after."""
+    def session(self, label: str, ports: Iterable[int],
+                notebook: Path | None = None) -> Iterator[Confinement]:
+        """Confine one submission that may reach the brokers on ``ports``; clean up after.
+
+        ``notebook`` is the submission, for a sandbox that copies it in.
+        """
 
     def close(self) -> None:  # noqa: B027 - a no-op unless the sandbox holds something
         """Release what the sandbox set up for the grading run."""
@@ -138,7 +145,8 @@ class NoSandbox(Sandbox):
         return None
 
     @contextlib.contextmanager
-    def session(self, label: str, ports: Iterable[int]) -> Iterator[Confinement]:
+    def session(self, label: str, ports: Iterable[int],
+                notebook: Path | None = None) -> Iterator[Confinement]:
         """No confinement: the kernel runs like any process of the grader's."""
         yield Confinement(self.name)
 
@@ -212,7 +220,8 @@ class UserSandbox(Sandbox):
         return None
 
     @contextlib.contextmanager
-    def session(self, label: str, ports: Iterable[int]) -> Iterator[Confinement]:
+    def session(self, label: str, ports: Iterable[int],
+                notebook: Path | None = None) -> Iterator[Confinement]:
         """Take a free slot's uid for one submission; sweep and free it afterwards."""
         slot = self._free.get()
         uid, gid = self.uids[slot]
@@ -320,12 +329,17 @@ _USER_HINT = ("Run the grader as root on Linux with util-linux (unshare, setpriv
               "without a sandbox on purpose: the notebooks then run as you, with your files "
               "and every local service in reach.")
 
-_SANDBOX_CLASSES: dict[str, type[Sandbox]] = {"user": UserSandbox, "none": NoSandbox}
+def _sandbox_classes() -> dict[str, type[Sandbox]]:
+    from mqkit.grading.sandbox_docker import DockerSandbox
+
+    return {"docker": DockerSandbox, "user": UserSandbox, "none": NoSandbox}
 
 
 def choose_sandbox(name: str = "auto", *, slots: int = 1,
                    limits: Limits | None = None) -> Sandbox:
     """The sandbox for a grading run: by name, or ``auto`` (the first that can run here).
+
+    ``auto`` tries ``docker``, then ``user``; it never falls back to ``none``.
 
     Raises:
         ConfigError: an unknown name.
@@ -334,18 +348,26 @@ def choose_sandbox(name: str = "auto", *, slots: int = 1,
     if name not in SANDBOXES:
         raise ConfigError(f"Unknown sandbox {name!r}.",
                           hint=f"Choose one of {', '.join(SANDBOXES)}.")
+    classes = _sandbox_classes()
     if name == "none":
         return NoSandbox()
-    if name == "user":
-        return UserSandbox(slots, limits)
+    if name != "auto":
+        return classes[name](slots, limits)  # type: ignore[call-arg]
     reasons = []
-    for candidate in ("user",):
-        reason = _SANDBOX_CLASSES[candidate].unavailable_reason()
+    for candidate in ("docker", "user"):
+        reason = classes[candidate].unavailable_reason()
         if reason is None:
-            return UserSandbox(slots, limits)
+            return classes[candidate](slots, limits)  # type: ignore[call-arg]
         reasons.append(f"{candidate}: {reason}")
     raise SandboxUnavailable("No sandbox can run here to grade untrusted notebooks "
-                             f"({'; '.join(reasons)}).", hint=_USER_HINT)
+                             f"({'; '.join(reasons)}).", hint=_AUTO_HINT)
+
+
+_AUTO_HINT = ("Start a Docker Engine and build the stand-in base image "
+              "(scripts/docker-engine.sh, docker/standin/build.sh) for the docker sandbox, "
+              "or run the grader as root on Linux with util-linux and iproute2 for the user "
+              "sandbox, or pass --sandbox none to grade without a sandbox on purpose: the "
+              "notebooks then run as you, with your files and every local service in reach.")
 
 
 # -- the pieces ------------------------------------------------------------------------------
