@@ -263,7 +263,9 @@ print("done")
 # %%
 CONSUMER = """
 import os, pika
-connection = pika.BlockingConnection(pika.URLParameters(os.environ['LAB09_URL']))
+# One URL, or a cluster's nodes separated by commas: pika tries them in turn.
+connection = pika.BlockingConnection([pika.URLParameters(url)
+                                      for url in os.environ['LAB09_URL'].split(',')])
 channel = connection.channel()
 channel.basic_qos(prefetch_count=5)
 for method, properties, body in channel.consume('lab09.crash', inactivity_timeout=60):
@@ -396,7 +398,7 @@ def publish_in_windows(queue, bodies, window, retries=3, pause=0.25, timeout=5.0
             ch.confirm_delivery(on_confirm, callback=lambda _: publish_window())
 
         async_connection = pika.SelectConnection(
-            pika.URLParameters(endpoints.amqp_url),
+            pika.URLParameters(endpoints.amqp_url.split(',')[0]),  # a cluster's first node
             on_open_callback=lambda c: c.channel(on_open_callback=on_channel),
             on_open_error_callback=lambda c, error: c.ioloop.stop(),
             on_close_callback=lambda c, reason: c.ioloop.stop())

@@ -183,6 +183,56 @@ def test_a_lab_connection_outlives_its_node_and_no_confirmed_message_is_lost(clu
           "the queue's member on the node back online")
 
 
+def test_a_class_on_the_cluster_fails_over_loses_nothing_and_runs_a_lab(cluster,
+                                                                       tmp_path_factory):
+    """``classroom create`` on the cluster: the cards list every node; 30 simulated students
+    lose nothing and never see each other; lab 09 runs with a card (its restart is the
+    instructor's there) and passes every self-check."""
+    import re
+    import uuid
+
+    from mqkit.classroom import ClassBroker, Classroom, parse_roster
+    from mqkit.classroom.load import run_load
+    from tests.integration.test_classroom import _card, _remove_all
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    endpoints = cluster.start()  # every node up, whatever an earlier test did
+    broker = ClassBroker.from_endpoints(endpoints)
+    prefix = f"c{uuid.uuid4().hex[:6]}-"
+    roster = "id,name\n" + "".join(f"s{n:03d},Student {n}\n" for n in range(30))
+    classroom = Classroom(tmp_path_factory.mktemp("cluster-class") / "room")
+    begun = time.monotonic()
+    classroom.create(parse_roster(roster), broker, prefix=prefix, workers=6)
+    log.info(f"classroom create for 30 on the cluster in {time.monotonic() - begun:.1f} s")
+    try:
+        card = _card(classroom, "s000")
+        assert card["MQKIT_AMQP_URL"].count(",") == NODES - 1
+        assert card["MQKIT_CLASSROOM_URL"].count(",") == NODES - 1
+        report = run_load(classroom.record(), seconds=10, processes=3)
+        assert report.errors == {}
+        assert report.confirmed >= 30 * 8
+        assert (report.lost, report.cross, report.duplicates) == (0, 0, 0)
+
+        path = Path(__file__).resolve().parents[2] / "labs" / "solutions" / \
+            "09-guaranteed-delivery.ipynb"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+        env |= _card(classroom, "s001") | {
+            "MQKIT_STATE_DIR": str(tmp_path_factory.mktemp("kernel-state"))}
+        notebook = nbformat.read(path, as_version=4)
+        nbclient.NotebookClient(notebook, kernel_name="python3", timeout=180, resources={
+            "metadata": {"path": str(path.parent)}}).execute(env=env)
+        outputs = [o for cell in notebook.cells if cell.cell_type == "code"
+                   for o in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"]
+        texts = [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs]
+        verdicts = [t for t in texts if re.search(r"[✔✘⚠] (passed|not yet|could)", t)]
+        assert verdicts
+        assert all("✔ passed" in t for t in verdicts), verdicts
+    finally:
+        _remove_all(classroom, broker, prefix)
+
+
 def test_status_and_down_on_the_command_line(cluster):
     env = {**os.environ, "MQKIT_STATE_DIR": str(cluster.settings.state_dir)}
     env.pop("MQKIT_BACKEND", None)
