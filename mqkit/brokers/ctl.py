@@ -4,9 +4,9 @@
 name, the port of its epmd and its Erlang cookie. A system RabbitMQ has the defaults; the
 node mqkit runs as a process has its own (a per-start node name, an epmd on a free loopback
 port, the cookie in its own home folder), so the plain command would look for the wrong
-node. In a container, ``docker exec`` runs the image's own ``rabbitmqctl``, whose
-environment already points at the node. An external broker is not mqkit's to reach: its
-administrator runs ``rabbitmqctl`` on the broker's host.
+node; for a local cluster the command names node 1. In a container, ``docker exec`` runs
+the image's own ``rabbitmqctl``, whose environment already points at the node. An external
+broker is not mqkit's to reach: its administrator runs ``rabbitmqctl`` on the broker's host.
 
 Unlike the management API's figures, which are statistics collected every few seconds,
 ``rabbitmqctl list_queues`` asks the queues themselves.
@@ -25,6 +25,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mqkit.brokers.cluster import ClusterBackend, node_name
 from mqkit.brokers.docker import DockerBackend
 from mqkit.brokers.launcher import active_backend
 from mqkit.brokers.process import ProcessBackend
@@ -99,10 +100,11 @@ def rabbitmqctl_command(*args: str, backend: str | None = None) -> CtlCommand:
             raise BrokerNotRunning("mqkit runs no RabbitMQ process.",
                                    hint="Start it with mqkit.start_brokers() or `mqkit up`.")
         server = Path(state.binaries.get("rabbitmq-server", "/usr/lib/rabbitmq/bin/x"))
-        folder = chosen.store.dir / RABBITMQ.name
+        node, folder = state.nodename, chosen.store.dir / RABBITMQ.name
+        if isinstance(chosen, ClusterBackend):  # node 1 answers for the whole cluster
+            node, folder = node_name(state, 1), chosen.store.dir / chosen.node_names[0]
         # The cookie sits in the node's own home; epmd on the node's own port.
-        return CtlCommand([str(server.with_name("rabbitmqctl")), "-n", state.nodename,
-                           *arguments],
+        return CtlCommand([str(server.with_name("rabbitmqctl")), "-n", node, *arguments],
                           env={"HOME": str(folder / "home"),
                                "ERL_EPMD_PORT": str(state.ports["epmd"])})
     if isinstance(chosen, DockerBackend):

@@ -7,6 +7,7 @@ same counts as the command run from Python.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -14,7 +15,10 @@ import uuid
 import pytest
 
 import mqkit
+from mqkit.brokers.cluster import ClusterBackend
+from mqkit.config import Settings
 from mqkit.exceptions import BackendUnavailable
+from tests.helpers import require
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +73,25 @@ def test_a_failing_command_says_so(brokers, broker_state_dir, monkeypatch):
     monkeypatch.setenv("MQKIT_BACKEND", "process")
     with pytest.raises(BackendUnavailable, match="rabbitmqctl exited"):
         mqkit.rabbitmqctl_command("no_such_command").run()
+
+
+def test_on_a_local_cluster_the_command_names_node_1_and_sees_every_node(
+        tmp_path_factory, monkeypatch):
+    state_dir = tmp_path_factory.mktemp("mqkit-ctl-cluster")
+    backend = ClusterBackend(Settings.from_env(env={}, state_dir=state_dir), 2)
+    availability = backend.availability()
+    require(availability.is_available, f"process backend: {availability.reason}")
+    backend.start()
+    try:
+        monkeypatch.setenv("MQKIT_STATE_DIR", str(state_dir))
+        for name in ("MQKIT_BACKEND", "MQKIT_AMQP_URL", "MQKIT_MQTT_URL"):
+            monkeypatch.delenv(name, raising=False)  # auto: finds the cluster's state
+        command = mqkit.rabbitmqctl_command("cluster_status", "--formatter", "json")
+        assert "-1@" in command.shell
+        running = json.loads(command.run())["running_nodes"]
+        assert len(running) == 2, running
+    finally:
+        backend.stop()
 
 
 def test_an_external_broker_is_not_reachable(monkeypatch):
