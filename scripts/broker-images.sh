@@ -5,6 +5,12 @@
 #   - else local stand-ins built by docker/standin/build.sh (no registry needed).
 # The compose example's test also needs a Python base for its producer and consumer images:
 # the one its Dockerfiles name (ARG BASE), else the python stand-in.
+#
+# Broker lines (tests/docker/test_broker_versions.py): MQKIT_TEST_BROKER_LINES names the
+# newest line, RabbitMQ 4.3 / Mosquitto 2.1 (Debian sid); with MQKIT_TEST_MATRIX=1 also
+# 4.0 / 2.0.21 (trixie) and 3.10 / 2.0.11 (bookworm). Each line is the official images of
+# that line where they are here or a registry answers, else its stand-ins (built once, about
+# a minute per suite, then cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "broker-images: $*" >&2; }
@@ -15,14 +21,20 @@ read -r rabbit mosq < <(python -c \
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 pull() { timeout 600 docker pull -q "$1" >/dev/null 2>&1; }
 
-if { have "$rabbit" || pull "$rabbit"; } && { have "$mosq" || pull "$mosq"; }; then
-  say "using the official images $rabbit and $mosq"
-else
-  say "official images unavailable (no registry?): using local stand-ins"
+ensure_debootstrap() {
   if ! command -v debootstrap >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
     say "installing debootstrap"
     (apt-get install -y -qq debootstrap || { apt-get update -qq && apt-get install -y -qq debootstrap; }) >&2
   fi
+}
+
+registry=no
+if { have "$rabbit" || pull "$rabbit"; } && { have "$mosq" || pull "$mosq"; }; then
+  say "using the official images $rabbit and $mosq"
+  registry=yes
+else
+  say "official images unavailable (no registry?): using local stand-ins"
+  ensure_debootstrap
   eval "$(bash docker/standin/build.sh 2>&2 | grep '^MQKIT_STANDIN_' )"
   rabbit="$MQKIT_STANDIN_RABBITMQ_IMAGE"
   mosq="$MQKIT_STANDIN_MOSQUITTO_IMAGE"
@@ -36,5 +48,29 @@ elif ! { have "$python_base" || pull "$python_base"; }; then
   eval "$(bash docker/standin/build.sh 2>&2 | grep '^MQKIT_STANDIN_' )"
   python_base="${MQKIT_STANDIN_PYTHON_IMAGE:-$python_base}"
 fi
+
+# line SUITE RABBITMQ_LINE/MOSQUITTO_LINE OFFICIAL_RABBITMQ OFFICIAL_MOSQUITTO: one entry of
+# MQKIT_TEST_BROKER_LINES. The official tags are not verified here (no registry answers).
+line() {
+  local suite="$1" versions="$2" official_rabbit="$3" official_mosq="$4"
+  if { have "$official_rabbit" || { [ "$registry" = yes ] && pull "$official_rabbit"; }; } \
+     && { have "$official_mosq" || { [ "$registry" = yes ] && pull "$official_mosq"; }; }; then
+    echo "$versions=$official_rabbit,$official_mosq"
+    return
+  fi
+  ensure_debootstrap
+  local out
+  out="$(MQKIT_STANDIN_SUITE="$suite" bash docker/standin/build.sh)" \
+    || { say "no $suite stand-ins: the $versions line is missing"; return 1; }
+  echo "$versions=$(sed -n 's/^MQKIT_STANDIN_RABBITMQ_IMAGE=//p' <<<"$out"),$(
+    sed -n 's/^MQKIT_STANDIN_MOSQUITTO_IMAGE=//p' <<<"$out")"
+}
+lines="$(line sid 4.3/2.1 rabbitmq:4.3-management eclipse-mosquitto:2.1)"
+if [ "${MQKIT_TEST_MATRIX:-0}" = 1 ]; then
+  lines="$lines $(line trixie 4.0/2.0.21 rabbitmq:4.0-management eclipse-mosquitto:2.0.21)"
+  lines="$lines $(line bookworm 3.10/2.0.11 rabbitmq:3.10-management eclipse-mosquitto:2.0.11)"
+fi
+say "broker lines: $lines"
+
 echo "export MQKIT_TEST_RABBITMQ_IMAGE='$rabbit' MQKIT_TEST_MOSQUITTO_IMAGE='$mosq'" \
-  "MQKIT_TEST_PYTHON_IMAGE='$python_base'"
+  "MQKIT_TEST_PYTHON_IMAGE='$python_base' MQKIT_TEST_BROKER_LINES='$lines'"

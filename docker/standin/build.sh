@@ -13,11 +13,24 @@
 # on PATH, and a wheel folder for docker/mqtt-python/requirements.txt that pip installs from
 # without an index (downloaded here, on the host, with pip).
 #
+# One Debian suite per run, and its images are tagged by the broker line it holds:
+#
+#   suite            RabbitMQ                                 Mosquitto
+#   bookworm         mqkit-standin/rabbitmq:3.10-management   mqkit-standin/mosquitto:2.0 (2.0.11)
+#   trixie           mqkit-standin/rabbitmq:4.0-management    mqkit-standin/mosquitto:2.0.21
+#   sid / unstable   mqkit-standin/rabbitmq:4.3-management    mqkit-standin/mosquitto:2.1
+#
+# (bookworm's debootstrap has no `forky` script: sid is spelled `sid` or `unstable`.)  The
+# packages a fresh base holds are checked against these tags: when sid moves on to another
+# line the build stops and says so, rather than tag RabbitMQ 4.4 as 4.3.  The python image is
+# built from bookworm only (its tag names no suite).
+#
 # Environment overrides:
-#   MQKIT_STANDIN_BASE_IMAGE       base image tag      (mqkit-standin/base:bookworm)
-#   MQKIT_STANDIN_RABBITMQ_IMAGE   RabbitMQ image tag  (mqkit-standin/rabbitmq:3.10-management)
-#   MQKIT_STANDIN_MOSQUITTO_IMAGE  Mosquitto image tag (mqkit-standin/mosquitto:2.0)
-#   MQKIT_STANDIN_PYTHON_IMAGE     Python image tag    (mqkit-standin/python:3)
+#   MQKIT_STANDIN_BASE_IMAGE       base image tag      (mqkit-standin/base:SUITE)
+#   MQKIT_STANDIN_RABBITMQ_IMAGE   RabbitMQ image tag  (the suite's, above)
+#   MQKIT_STANDIN_MOSQUITTO_IMAGE  Mosquitto image tag (the suite's, above)
+#   MQKIT_STANDIN_PYTHON_IMAGE     Python image tag    (mqkit-standin/python:3; bookworm only
+#                                  unless set)
 #   MQKIT_STANDIN_SUITE            Debian suite        (bookworm)
 #   MQKIT_STANDIN_MIRROR           Debian mirror       (first matching one in apt's sources)
 #   MQKIT_STANDIN_CACHE            work dir for rootfs (/var/cache/mqkit-standin)
@@ -28,10 +41,23 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SUITE="${MQKIT_STANDIN_SUITE:-bookworm}"
+[[ "$SUITE" == unstable ]] && SUITE=sid
+# suite -> the RabbitMQ and Mosquitto versions its packages must start with (the tags' lines)
+case "$SUITE" in
+    bookworm) RABBITMQ_LINE=3.10 MOSQUITTO_LINE=2.0.11 MOSQUITTO_TAG=2.0 ;;
+    trixie)   RABBITMQ_LINE=4.0  MOSQUITTO_LINE=2.0.21 MOSQUITTO_TAG=2.0.21 ;;
+    sid)      RABBITMQ_LINE=4.3  MOSQUITTO_LINE=2.1    MOSQUITTO_TAG=2.1 ;;
+    *) printf 'standin-build: ERROR: unknown suite %s (bookworm, trixie, sid)\n' "$SUITE" >&2
+       exit 1 ;;
+esac
 BASE_IMAGE="${MQKIT_STANDIN_BASE_IMAGE:-mqkit-standin/base:${SUITE}}"
-RABBITMQ_IMAGE="${MQKIT_STANDIN_RABBITMQ_IMAGE:-mqkit-standin/rabbitmq:3.10-management}"
-MOSQUITTO_IMAGE="${MQKIT_STANDIN_MOSQUITTO_IMAGE:-mqkit-standin/mosquitto:2.0}"
-PYTHON_IMAGE="${MQKIT_STANDIN_PYTHON_IMAGE:-mqkit-standin/python:3}"
+RABBITMQ_IMAGE="${MQKIT_STANDIN_RABBITMQ_IMAGE:-mqkit-standin/rabbitmq:${RABBITMQ_LINE}-management}"
+MOSQUITTO_IMAGE="${MQKIT_STANDIN_MOSQUITTO_IMAGE:-mqkit-standin/mosquitto:${MOSQUITTO_TAG}}"
+if [[ "$SUITE" == bookworm ]]; then
+    PYTHON_IMAGE="${MQKIT_STANDIN_PYTHON_IMAGE:-mqkit-standin/python:3}"
+else
+    PYTHON_IMAGE="${MQKIT_STANDIN_PYTHON_IMAGE:-}"
+fi
 CACHE="${MQKIT_STANDIN_CACHE:-/var/cache/mqkit-standin}"
 REBUILD="${MQKIT_STANDIN_REBUILD:-0}"
 # mosquitto-clients: the official eclipse-mosquitto image has mosquitto_sub (the compose
@@ -108,7 +134,9 @@ if need_build "$BASE_IMAGE" || [[ "$(revision_of "$BASE_IMAGE")" != "$REVISION" 
     REBUILD=1  # the images FROM the old base are stale too
     [[ "$(id -u)" -eq 0 ]] || die "building the base image needs root (debootstrap)"
     command -v debootstrap >/dev/null 2>&1 || die "debootstrap missing: apt-get install -y debootstrap"
-    MIRROR="${MQKIT_STANDIN_MIRROR:-$(detect_mirror || echo http://deb.debian.org/debian)}"
+    # trixie and sid are not in apt's sources: the mirror that serves bookworm serves them too
+    MIRROR="${MQKIT_STANDIN_MIRROR:-$(detect_mirror || SUITE=bookworm detect_mirror \
+                                      || echo http://deb.debian.org/debian)}"
     mkdir -p "$CACHE"
     ROOTFS="$CACHE/rootfs-$SUITE.$$"
     say "debootstrap --variant=minbase --include=$PACKAGES $SUITE $ROOTFS $MIRROR"
@@ -156,34 +184,50 @@ else
     say "base image $BASE_IMAGE exists; skipping debootstrap"
 fi
 
+# The tags promise a broker line: hold the base's packages to it.
+label_of() { docker image inspect -f "{{ index .Config.Labels \"io.mqkit.standin.$2\" }}" "$1"; }
+RABBITMQ_VERSION="$(label_of "$BASE_IMAGE" rabbitmq-server)"
+MOSQUITTO_VERSION="$(label_of "$BASE_IMAGE" mosquitto)"
+[[ "$RABBITMQ_VERSION" == "$RABBITMQ_LINE".* ]] \
+    || die "$SUITE holds rabbitmq-server $RABBITMQ_VERSION, not $RABBITMQ_LINE.x: update the suite table in $0"
+[[ "$MOSQUITTO_VERSION" == "$MOSQUITTO_LINE"[.-]* ]] \
+    || die "$SUITE holds mosquitto $MOSQUITTO_VERSION, not $MOSQUITTO_LINE: update the suite table in $0"
+say "$SUITE: rabbitmq-server $RABBITMQ_VERSION, mosquitto $MOSQUITTO_VERSION"
+
 build_image() {
-    local tag="$1" dir="$2" t=$SECONDS
+    local tag="$1" dir="$2" version="$3" t=$SECONDS
     if need_build "$tag"; then
         say "docker build -t $tag $dir"
         DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE=$BASE_IMAGE" \
+            --label "io.mqkit.standin.suite=$SUITE" --label "io.mqkit.standin.version=$version" \
             -t "$tag" "$dir" >&2
         say "$tag built in $((SECONDS - t)) s"
     else
         say "image $tag exists; skipping"
     fi
 }
-build_image "$RABBITMQ_IMAGE" "$HERE/rabbitmq"
-build_image "$MOSQUITTO_IMAGE" "$HERE/mosquitto"
+build_image "$RABBITMQ_IMAGE" "$HERE/rabbitmq" "$RABBITMQ_VERSION"
+build_image "$MOSQUITTO_IMAGE" "$HERE/mosquitto" "$MOSQUITTO_VERSION"
 
 # The python image's build context: its Dockerfile plus the wheels, in a scratch folder.
-if need_build "$PYTHON_IMAGE"; then
+if [[ -z "$PYTHON_IMAGE" ]]; then
+    say "no python image from $SUITE (bookworm builds mqkit-standin/python:3)"
+elif need_build "$PYTHON_IMAGE"; then
     context="$(mktemp -d)"
     cp "$HERE/python/Dockerfile" "$context/"
     "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check \
         -d "$context/wheels" -r "$HERE/../mqtt-python/requirements.txt" >&2 \
         || die "pip download of docker/mqtt-python/requirements.txt failed"
-    build_image "$PYTHON_IMAGE" "$context"
+    build_image "$PYTHON_IMAGE" "$context" python3
     rm -rf "$context"
 else
     say "image $PYTHON_IMAGE exists; skipping"
 fi
 
 say "done in $((SECONDS - t0)) s"
-docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "$BASE_IMAGE" -e "$RABBITMQ_IMAGE" -e "$MOSQUITTO_IMAGE" -e "$PYTHON_IMAGE" >&2 || true
-printf 'MQKIT_STANDIN_BASE_IMAGE=%s\nMQKIT_STANDIN_RABBITMQ_IMAGE=%s\nMQKIT_STANDIN_MOSQUITTO_IMAGE=%s\nMQKIT_STANDIN_PYTHON_IMAGE=%s\n' \
-    "$BASE_IMAGE" "$RABBITMQ_IMAGE" "$MOSQUITTO_IMAGE" "$PYTHON_IMAGE"
+docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "$BASE_IMAGE" -e "$RABBITMQ_IMAGE" -e "$MOSQUITTO_IMAGE" -e "${PYTHON_IMAGE:-$BASE_IMAGE}" >&2 || true
+printf 'MQKIT_STANDIN_BASE_IMAGE=%s\nMQKIT_STANDIN_RABBITMQ_IMAGE=%s\nMQKIT_STANDIN_MOSQUITTO_IMAGE=%s\n' \
+    "$BASE_IMAGE" "$RABBITMQ_IMAGE" "$MOSQUITTO_IMAGE"
+[[ -z "$PYTHON_IMAGE" ]] || printf 'MQKIT_STANDIN_PYTHON_IMAGE=%s\n' "$PYTHON_IMAGE"
+printf 'MQKIT_STANDIN_RABBITMQ_VERSION=%s\nMQKIT_STANDIN_MOSQUITTO_VERSION=%s\n' \
+    "$RABBITMQ_VERSION" "$MOSQUITTO_VERSION"
