@@ -4,10 +4,11 @@
 # and, when you want them alone:
 #   make test-browser      the browser tests (JupyterLab in headless Chromium)
 #   make test-browser-all  Run All on every student and solution notebook in the browser
+#   make test-sandbox-docker-all  every hostile submission in the docker sandbox (CI: a subset)
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: lab test test-browser test-browser-all venv
+.PHONY: lab test test-browser test-browser-all test-sandbox-docker-all venv
 
 venv: $(VENV)/.installed
 
@@ -32,3 +33,7 @@ test-browser: venv
 test-browser-all: venv
 	bash scripts/ensure-brokers.sh
 	MQKIT_TEST_BROWSER_ALL=1 $(VENV)/bin/python -m pytest tests/browser/test_labs_in_browser.py
+
+test-sandbox-docker-all: venv
+	bash scripts/ensure-brokers.sh
+	MQKIT_TEST_SANDBOX_DOCKER_ALL=1 $(VENV)/bin/python -m pytest tests/grading/test_sandbox_docker.py

@@ -212,7 +212,7 @@ class DockerSandbox(Sandbox):
         try:
             client = _docker_client(timeout=5)
         except SandboxUnavailable as exc:
-            return exc.args[0].rstrip(".") if exc.args else "no Docker Engine"
+            return str(exc).split("\nHint:")[0].rstrip(".")
         if not (_has_image(client, IMAGE) or _has_image(client, BASE_IMAGE)):
             return f"neither the kernel image {IMAGE} nor its base {BASE_IMAGE} is there"
         return None
@@ -278,6 +278,8 @@ class DockerSandbox(Sandbox):
                 relay.close()
             shutil.rmtree(folder, ignore_errors=True)
             if left:
+                # Reported with the submission's leftovers, and loudly here.
+                confinement.leftovers += len(left)
                 log.error("sandbox container(s) of %s could not be removed: %s", label,
                           ", ".join(left))
         if confinement.leftovers:

@@ -182,6 +182,171 @@ channel.start_consuming()  # never returns
     }
 
 
+# -- hostile submissions: each does lab 01's work first, then one attack; 'LEAK: ...' when it
+# got anywhere (the sandbox tests) ------------------------------------------------------------
+
+WORK = """\
+import pika, mqkit
+endpoints = mqkit.start_brokers()
+connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+channel = connection.channel()
+channel.queue_declare(queue="lab01.hello", durable=True)
+channel.basic_publish(exchange="", routing_key="lab01.hello", body="Hello")
+connection.close()
+"""
+
+
+def hunter(paths: list[str], pid: int, password: str) -> str:
+    # The grader's password, reversed so the notebook file itself never holds it as text.
+    return f"""\
+import os
+password = {password[::-1]!r}[::-1]
+found = []
+for path in {paths!r}:
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                text = open(os.path.join(root, name), errors="replace").read()
+            except OSError:
+                continue
+            if password in text:
+                found.append(os.path.join(root, name))
+try:
+    environ = open("/proc/{pid}/environ").read()
+    found.append("grader environ")
+except OSError:
+    pass
+found += [key for key in os.environ if "ADMIN" in key]
+if found:
+    raise RuntimeError(f"LEAK: {{found[:3]}}")
+print("nothing found")
+"""
+
+
+def tamper(target: Path) -> str:
+    return f"""\
+try:
+    with open({str(target)!r}, "a") as file:
+        file.write("\\nprint('tampered')\\n")
+    raise RuntimeError("LEAK: the package file was changed")
+except OSError as error:
+    print("refused:", type(error).__name__)
+"""
+
+
+DAEMON = """\
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+print("daemon started")
+"""
+FORK_BOMB = """\
+import subprocess, sys
+children = []
+for _ in range(2000):   # bounded: stops at the process limit long before
+    try:
+        children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]))
+    except OSError as error:
+        print("stopped after", len(children), type(error).__name__)
+        break
+else:
+    raise RuntimeError("LEAK: 2000 processes started")
+"""
+MEMORY = """\
+blocks = []
+try:
+    for _ in range(64):   # bounded: 64 GiB is far beyond the limit
+        blocks.append(bytearray(1024 ** 3))
+    raise RuntimeError("LEAK: 64 GiB allocated")
+except MemoryError:
+    print("stopped after", len(blocks), "GiB")
+"""
+
+
+def disk(marker: str) -> str:
+    return f"""\
+import os
+written = {{}}
+for folder in (os.path.expanduser("~"), "/tmp"):
+    total = 0
+    try:
+        with open(os.path.join(folder, {marker!r}), "wb") as file:
+            for _ in range(1024):   # bounded: 1 GiB
+                file.write(b"x" * 1024 ** 2)
+                total += 1
+    except OSError:
+        pass
+    written[folder] = total
+if max(written.values()) >= 1024:
+    raise RuntimeError(f"LEAK: wrote {{written}} MiB")
+print("caps hit")
+"""
+
+
+FLOOD = """\
+import pika, mqkit
+endpoints = mqkit.start_brokers()
+flood = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+channel = flood.channel()
+channel.confirm_delivery()
+channel.queue_declare(queue="lab01.flood", durable=True)
+block = b"x" * 1024 ** 2
+for _ in range(512):   # bounded: 512 MiB
+    channel.basic_publish(exchange="", routing_key="lab01.flood", body=block)
+kept = channel.queue_declare(queue="lab01.flood", passive=True).method.message_count
+if kept > 8:
+    raise RuntimeError(f"LEAK: the queue holds {kept} MiB")
+print("capped at", kept, "MiB")
+"""
+
+
+def ports(ports: list[int]) -> str:
+    return f"""\
+import socket
+reached = []
+for port in {ports!r}:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        reached.append(port)
+    except OSError:
+        pass
+if reached:
+    raise RuntimeError(f"LEAK: reached {{reached}}")
+print("refused")
+"""
+
+
+SNOOP_ROOTS = ("/run/mqkit-grader", "/run/mqkit-grader-docker", "/tmp", "/var/tmp", "/dev/shm")
+
+
+def snoop(secret: str, roots: tuple[str, ...] = SNOOP_ROOTS) -> str:
+    return f"""\
+import os, time
+time.sleep(2)   # graded beside the writer: let it write first
+found = []
+for root in {roots!r}:
+    for path, dirs, files in os.walk(root):
+        for name in files:
+            try:
+                if {secret!r} in open(os.path.join(path, name), errors="replace").read():
+                    found.append(os.path.join(path, name))
+            except OSError:
+                pass
+if found:
+    raise RuntimeError(f"LEAK: {{found}}")
+print("nothing of the other submission")
+"""
+
+
+def writer(secret: str) -> str:
+    return f"""\
+import os, time
+for folder in (os.path.expanduser("~"), "/tmp"):
+    with open(os.path.join(folder, "secret.txt"), "w") as file:
+        file.write({secret!r})
+time.sleep(5)
+"""
+
+
 def write(folder: Path, lab: str, notebooks: dict[str, nbformat.NotebookNode]) -> list[Path]:
     """Write ``<student>-<lab>.ipynb`` files; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)

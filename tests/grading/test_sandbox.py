@@ -29,166 +29,10 @@ pytestmark = [pytest.mark.integration,
                                  reason=f"user sandbox: {UserSandbox.unavailable_reason()}")]
 
 PACKAGE = Path(mqkit.__file__).resolve().parent
-WORK = """\
-import pika, mqkit
-endpoints = mqkit.start_brokers()
-connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
-channel = connection.channel()
-channel.queue_declare(queue="lab01.hello", durable=True)
-channel.basic_publish(exchange="", routing_key="lab01.hello", body="Hello")
-connection.close()
-"""
 
 
-def _hunter(paths: list[str], pid: int, password: str) -> str:
-    # The grader's password, reversed so the notebook file itself never holds it as text.
-    return f"""\
-import os
-password = {password[::-1]!r}[::-1]
-found = []
-for path in {paths!r}:
-    for root, dirs, files in os.walk(path):
-        for name in files:
-            try:
-                text = open(os.path.join(root, name), errors="replace").read()
-            except OSError:
-                continue
-            if password in text:
-                found.append(os.path.join(root, name))
-try:
-    environ = open("/proc/{pid}/environ").read()
-    found.append("grader environ")
-except OSError:
-    pass
-found += [key for key in os.environ if "ADMIN" in key]
-if found:
-    raise RuntimeError(f"LEAK: {{found[:3]}}")
-print("nothing found")
-"""
-
-
-def _tamper(target: Path) -> str:
-    return f"""\
-try:
-    with open({str(target)!r}, "a") as file:
-        file.write("\\nprint('tampered')\\n")
-    raise RuntimeError("LEAK: the package file was changed")
-except OSError as error:
-    print("refused:", type(error).__name__)
-"""
-
-
-DAEMON = """\
-import subprocess, sys
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
-print("daemon started")
-"""
-FORK_BOMB = """\
-import subprocess, sys
-children = []
-for _ in range(2000):   # bounded: stops at the process limit long before
-    try:
-        children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]))
-    except OSError as error:
-        print("stopped after", len(children), type(error).__name__)
-        break
-else:
-    raise RuntimeError("LEAK: 2000 processes started")
-"""
-MEMORY = """\
-blocks = []
-try:
-    for _ in range(64):   # bounded: 64 GiB is far beyond the limit
-        blocks.append(bytearray(1024 ** 3))
-    raise RuntimeError("LEAK: 64 GiB allocated")
-except MemoryError:
-    print("stopped after", len(blocks), "GiB")
-"""
-
-
-def _disk(marker: str) -> str:
-    return f"""\
-import os
-written = {{}}
-for folder in (os.path.expanduser("~"), "/tmp"):
-    total = 0
-    try:
-        with open(os.path.join(folder, {marker!r}), "wb") as file:
-            for _ in range(1024):   # bounded: 1 GiB
-                file.write(b"x" * 1024 ** 2)
-                total += 1
-    except OSError:
-        pass
-    written[folder] = total
-if max(written.values()) >= 1024:
-    raise RuntimeError(f"LEAK: wrote {{written}} MiB")
-print("caps hit")
-"""
-
-
-FLOOD = """\
-import pika, mqkit
-endpoints = mqkit.start_brokers()
-flood = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
-channel = flood.channel()
-channel.confirm_delivery()
-channel.queue_declare(queue="lab01.flood", durable=True)
-block = b"x" * 1024 ** 2
-for _ in range(512):   # bounded: 512 MiB
-    channel.basic_publish(exchange="", routing_key="lab01.flood", body=block)
-kept = channel.queue_declare(queue="lab01.flood", passive=True).method.message_count
-if kept > 8:
-    raise RuntimeError(f"LEAK: the queue holds {kept} MiB")
-print("capped at", kept, "MiB")
-"""
-
-
-def _ports(ports: list[int]) -> str:
-    return f"""\
-import socket
-reached = []
-for port in {ports!r}:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        reached.append(port)
-    except OSError:
-        pass
-if reached:
-    raise RuntimeError(f"LEAK: reached {{reached}}")
-print("refused")
-"""
-
-
-def _snoop(secret: str) -> str:
-    return f"""\
-import os, time
-time.sleep(2)   # graded beside the writer: let it write first
-found = []
-for root in ("/run/mqkit-grader", "/tmp", "/var/tmp", "/dev/shm"):
-    for path, dirs, files in os.walk(root):
-        for name in files:
-            try:
-                if {secret!r} in open(os.path.join(path, name), errors="replace").read():
-                    found.append(os.path.join(path, name))
-            except OSError:
-                pass
-if found:
-    raise RuntimeError(f"LEAK: {{found}}")
-print("nothing of the other submission")
-"""
-
-
-def _writer(secret: str) -> str:
-    return f"""\
-import os, time
-for folder in (os.path.expanduser("~"), "/tmp"):
-    with open(os.path.join(folder, "secret.txt"), "w") as file:
-        file.write({secret!r})
-time.sleep(5)
-"""
-
-
-def _package_hashes() -> dict[str, str]:
+def package_hashes() -> dict[str, str]:
+    """sha256 of every module of the installed package."""
     return {str(path): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(PACKAGE.rglob("*.py"))}
 
@@ -220,24 +64,25 @@ def graded(brokers, canary, listener, tmp_path_factory):
     marker = f"fill-{uuid.uuid4().hex[:8]}"
     state = str(Settings.from_env().state_dir)
     hostile = {
-        "hunter": _hunter([state, str(Path.home()), "/tmp", "/run"], os.getpid(),
+        "hunter": submissions.hunter([state, str(Path.home()), "/tmp", "/run"], os.getpid(),
                           brokers.amqp.password),
-        "tamper": _tamper(PACKAGE / "grading" / "registry.py"),
-        "daemon": DAEMON,
-        "forkbomb": FORK_BOMB,
-        "memory": MEMORY,
-        "disk": _disk(marker),
-        "ports": _ports([listener, 5432, 6379, 4222]),
-        "writer": _writer(secret),
-        "snooper": _snoop(secret),
-        "flooder": FLOOD,
+        "tamper": submissions.tamper(PACKAGE / "grading" / "registry.py"),
+        "daemon": submissions.DAEMON,
+        "forkbomb": submissions.FORK_BOMB,
+        "memory": submissions.MEMORY,
+        "disk": submissions.disk(marker),
+        "ports": submissions.ports([listener, 5432, 6379, 4222]),
+        "writer": submissions.writer(secret),
+        "snooper": submissions.snoop(secret),
+        "flooder": submissions.FLOOD,
     }
     notebooks = {"honest": submissions.lab_notebook("01", solution=True)}
-    notebooks |= {name: submissions.notebook(WORK, attack) for name, attack in hostile.items()}
+    notebooks |= {name: submissions.notebook(submissions.WORK, attack)
+                  for name, attack in hostile.items()}
     folder = tmp_path_factory.mktemp("sandbox")
     paths = submissions.write(folder / "in", "01", notebooks)
-    before = _package_hashes()
-    alarms = _watch_memory_alarm(brokers)
+    before = package_hashes()
+    alarms = watch_memory_alarm(brokers)
     try:
         gradebook = grade("01", paths, out=folder / "grades.csv", broker=brokers, workers=2,
                           timeout=30, sandbox="user")
@@ -265,7 +110,7 @@ class _Watch:
         self.thread: threading.Thread
 
 
-def _watch_memory_alarm(brokers) -> _Watch:
+def watch_memory_alarm(brokers) -> _Watch:
     """Read the node's memory alarm twice a second while the grading runs."""
     watch = _Watch()
     admin = Admin(brokers)
@@ -298,7 +143,7 @@ def test_a_flood_fills_its_own_caps_and_raises_no_memory_alarm(graded) -> None:
 
 
 def test_the_package_is_unchanged(graded) -> None:
-    assert _package_hashes() == graded.hashes
+    assert package_hashes() == graded.hashes
 
 
 def test_nothing_a_submission_started_is_left(graded) -> None:
