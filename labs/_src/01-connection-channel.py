@@ -28,10 +28,13 @@ endpoints = mqkit.start_brokers()
 #
 # An AMQP URL holds everything a client needs: `amqp://user:password@host:port/vhost`.
 # `pika.URLParameters` reads it; `pika.BlockingConnection` opens the TCP connection, logs in
-# and returns once the broker has said yes.
+# and returns once the broker has said yes. (On a classroom cluster, `endpoints.amqp_url`
+# lists every node, separated by commas; this lab takes the first, lab 02 hands pika them
+# all.)
 
 # %%
-parameters = pika.URLParameters(endpoints.amqp_url)
+url = endpoints.amqp_url.split(",")[0]
+parameters = pika.URLParameters(url)
 connection = pika.BlockingConnection(parameters)
 print("connection open:", connection.is_open)
 # Expected output:
@@ -125,7 +128,7 @@ print("user:", endpoints.management.username)
 # three channels on it.
 
 # %%
-tour_parameters = pika.URLParameters(endpoints.amqp_url)
+tour_parameters = pika.URLParameters(url)
 tour_parameters.client_properties = {"connection_name": "lab01-tour"}
 tour = pika.BlockingConnection(tour_parameters)
 tour_channels = [tour.channel() for _ in range(3)]
@@ -339,7 +342,7 @@ for address in (replace(amqp, password="not-the-password"), replace(amqp, port=1
 # %% [markdown]
 # ## Exercise: your own connection
 #
-# Open a connection from `endpoints.amqp_url`, open a channel on it, declare the durable
+# Open a connection from `url`, open a channel on it, declare the durable
 # queue `lab01.hello` and publish one message to it through the default exchange
 # (`exchange=""`, `routing_key="lab01.hello"`). Close the connection at the end.
 
@@ -350,7 +353,7 @@ with pika.BlockingConnection(parameters) as cleanup:
 
 # %%
 ### BEGIN SOLUTION
-my_connection = pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url))
+my_connection = pika.BlockingConnection(pika.URLParameters(url))
 my_channel = my_connection.channel()
 my_channel.queue_declare(queue="lab01.hello", durable=True)
 my_channel.basic_publish(exchange="", routing_key="lab01.hello", body="hello from lab 01")

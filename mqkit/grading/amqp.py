@@ -123,7 +123,7 @@ def brokers_reachable(endpoints: Endpoints) -> str:
        hint=('The queue did not get a message over a connection of yours: a message '
               'needs a connection, a channel on it, a queue to land in, and a '
               'publish.',
-             'Build the connection parameters from endpoints.amqp_url, open a '
+             'Build the connection parameters from the lab\'s url, open a '
               'channel, declare the queue named in the exercise, publish one message '
               'to it through the default exchange, then close the connection.',
              'connection = '
