@@ -127,7 +127,7 @@ def brokers_reachable(endpoints: Endpoints) -> str:
               'channel, declare the queue named in the exercise, publish one message '
               'to it through the default exchange, then close the connection.',
              'connection = '
-              'pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url)); '
+              'pika.BlockingConnection(pika.URLParameters(url)); '
               'channel = connection.channel(); '
               "channel.queue_declare(queue='lab01.hello', durable=True); "
               "channel.basic_publish(exchange='', routing_key='lab01.hello', "
