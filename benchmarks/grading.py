@@ -7,7 +7,7 @@ give at least 1.6x the throughput of 1 worker, in every sandbox (issue 16). With
 ``--sandbox`` values, each sandbox's overhead per submission is reported against the first.
 Run:
     .venv/bin/python benchmarks/grading.py [--submissions 30] [--lab 02]
-        [--sandbox none user] [--record]
+        [--sandbox none user docker] [--record]
 """
 
 from __future__ import annotations
@@ -32,10 +32,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=2,
                         help="rounds, alternating the worker counts; the median is kept")
-    parser.add_argument("--sandbox", nargs="+", default=["none", "user"],
-                        help="sandboxes to measure (the first is the baseline)")
+    parser.add_argument("--sandbox", nargs="+", default=None,
+                        help="sandboxes to measure (the first is the baseline; default: none "
+                             "and every sandbox that runs here)")
     parser.add_argument("--record", action="store_true", help="append to RESULTS.md")
     args = parser.parse_args()
+    if args.sandbox is None:
+        from mqkit.grading.sandbox import sandbox_classes
+
+        classes = sandbox_classes()
+        args.sandbox = ["none", *(name for name in ("user", "docker")
+                                  if classes[name].unavailable_reason() is None)]
     solution = next((ROOT / "labs" / "solutions").glob(f"{args.lab}-*.ipynb"))
     lines = [f"lab {args.lab} ({solution.name}), {args.submissions} submissions, "
              "process backend, cell timeout 60 s", "",
@@ -48,7 +55,8 @@ def main() -> None:
             path = Path(folder) / f"student{number:02d}-{args.lab}.ipynb"
             shutil.copy(solution, path)
             paths.append(path)
-        # Warm-up: imports, first kernel start (and the sandbox users, made once).
+        # Warm-up: imports, first kernel start (the sandbox users and the docker sandbox's
+        # kernel image, made once).
         for sandbox in args.sandbox:
             grade(args.lab, paths[:1], broker=brokers, sandbox=sandbox)
         runs_of = [(sandbox, workers) for sandbox in args.sandbox for workers in args.workers]

@@ -223,6 +223,10 @@ print("nothing found")
 """
 
 
+#: What :func:`tamper` appends to a package file when it can.
+TAMPERED = "print('tampered')"
+
+
 def tamper(target: Path) -> str:
     return f"""\
 try:
@@ -322,12 +326,14 @@ def snoop(secret: str, roots: tuple[str, ...] = SNOOP_ROOTS) -> str:
     return f"""\
 import os, time
 time.sleep(2)   # graded beside the writer: let it write first
+# Reversed, so this notebook (copied in by the docker sandbox) does not hold it as text.
+secret = {secret[::-1]!r}[::-1]
 found = []
 for root in {roots!r}:
     for path, dirs, files in os.walk(root):
         for name in files:
             try:
-                if {secret!r} in open(os.path.join(path, name), errors="replace").read():
+                if secret in open(os.path.join(path, name), errors="replace").read():
                     found.append(os.path.join(path, name))
             except OSError:
                 pass

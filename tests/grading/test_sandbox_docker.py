@@ -25,7 +25,12 @@ from mqkit.grading.grader import grade
 from mqkit.grading.sandbox import Limits, choose_sandbox
 from mqkit.grading.sandbox_docker import LABEL, DockerSandbox, leftover_containers
 from tests.grading import submissions
-from tests.grading.test_sandbox import PACKAGE, package_hashes, watch_memory_alarm
+from tests.grading.test_sandbox import (
+    PACKAGE,
+    assert_package_untampered,
+    package_hashes,
+    watch_memory_alarm,
+)
 from tests.helpers import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -165,7 +170,7 @@ def test_no_container_and_no_process_is_left(graded) -> None:
 
 
 def test_the_package_is_unchanged_and_the_canary_vhost_intact(graded, brokers, canary) -> None:
-    assert package_hashes() == graded["hashes"]
+    assert_package_untampered(graded["hashes"])
     assert canary in {vhost["name"] for vhost in Admin(brokers).vhosts()}
 
 
