@@ -175,8 +175,10 @@ class Settings:
             # parse: on Binder that is far more than the session has.
             if not re.fullmatch(r"\d+(\.\d+)?\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?", memory):
                 raise ConfigError(
-                    f"MQKIT_RABBITMQ_MEMORY={memory!r} is not an amount of memory.",
-                    hint="Use an absolute amount such as 512MiB or 1GB.")
+                    f"MQKIT_RABBITMQ_MEMORY={memory!r} is not an amount of memory that every "
+                    "tested RabbitMQ reads alike.",
+                    hint="Use a whole number of bytes, MB, MiB, GB or GiB without a space, "
+                         "such as 512MiB or 1GB.")
             values["rabbitmq_memory"] = memory
         for name in ("amqp_port", "mqtt_port", "management_port", "amqps_port", "mqtts_port"):
             if name in values:

@@ -12,7 +12,10 @@ with a broker already running on the host. The lifecycle (reuse, revive, restart
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import posixpath
+import tarfile
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,12 +28,15 @@ from mqkit.config import Settings
 from mqkit.exceptions import (
     BackendUnavailable,
     BrokerStartError,
+    ConfigError,
     ImageUnavailable,
     MissingDependency,
 )
 from mqkit.optional import import_optional
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from docker.models.containers import Container
 
     from docker import DockerClient
@@ -47,6 +53,32 @@ def _import_docker() -> Any:
     except MissingDependency as exc:
         # For auto and the doctor, a missing SDK means "this backend cannot run here".
         raise BackendUnavailable(exc.message, hint=exc.hint) from None
+
+
+def _copy_in(container: Container, source: Path, target: str, user: str) -> None:
+    """Copy ``source`` to ``target`` in a created container, owned by ``user``, mode 0600.
+
+    The user's ids come from the image's own ``/etc/passwd`` (1883 in the official Mosquitto
+    image, another number in a Debian-based one).
+    """
+    stream, _stat = container.get_archive("/etc/passwd")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.extractfile(archive.getmembers()[0])
+        passwd = member.read().decode() if member else ""
+    ids = {line.split(":")[0]: line.split(":")[2:4] for line in passwd.splitlines()
+           if line.count(":") >= 3}
+    if user not in ids:
+        raise BrokerStartError(f"Image {container.image.tags or container.image.id} has no "
+                               f"user {user!r} to own {target}.",
+                               hint="Use the official image (or one built like it).")
+    data = source.read_bytes()
+    info = tarfile.TarInfo(posixpath.basename(target))
+    info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+    info.uid, info.gid = (int(x) for x in ids[user])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.addfile(info, io.BytesIO(data))
+    container.put_archive(posixpath.dirname(target), buffer.getvalue())
 
 
 class DockerBackend(ManagedBackend):
@@ -91,6 +123,10 @@ class DockerBackend(ManagedBackend):
     def availability(self) -> Availability:
         """Available when an engine answers and every image is here or can be pulled."""
         try:
+            self._check_images()
+        except ConfigError as exc:
+            return Availability(self.name, False, exc.message, hint=exc.hint or "")
+        try:
             version = self.client().version().get("Version", "?")
         except BackendUnavailable as exc:
             return Availability(self.name, False, exc.message, hint=exc.hint or "")
@@ -126,8 +162,16 @@ class DockerBackend(ManagedBackend):
             return False
         return True
 
+    def _check_images(self) -> None:
+        """Raise ConfigError for an image a broker's spec refuses (before any pull)."""
+        for name, image in self.images().items():
+            check = self.specs[name].check_image
+            if check is not None:
+                check(image)
+
     def prepare(self, state: BrokerState) -> None:
         """Make sure every image is here (pulling what is missing, with progress)."""
+        self._check_images()
         client = self.client()
         images = self.images()
         for image in images.values():
@@ -199,13 +243,14 @@ class DockerBackend(ManagedBackend):
         launch = Launch(state, folder, self.settings, in_container=True,
                         bind=LOOPBACK if host_mode else "0.0.0.0",
                         ports={k: v for k, v in ports.items() if v is not None})
+        recipe = spec.container(launch)
         # 0644: the broker runs as its own user inside the container; the state folder
-        # (0700) keeps other host users out.
+        # (0700) keeps other host users out. Copied files stay 0600 here.
         for name, text in spec.files(launch).items():
-            path = self.store.write_private(folder / name, text, mode=0o644)
+            path = self.store.write_private(folder / name, text,
+                                            mode=0o600 if name in recipe.copies else 0o644)
             if path.parent != folder:  # a mounted config folder the container user reads
                 path.parent.chmod(0o755)
-        recipe = spec.container(launch)
         options: dict[str, Any] = {}
         if host_mode:
             options["network_mode"] = "host"
@@ -217,7 +262,7 @@ class DockerBackend(ManagedBackend):
         log.info("starting container %s from %s", self.container_name(spec.name), image)
         docker = _import_docker()
         try:
-            return self.client().containers.run(
+            container = self.client().containers.create(
                 image, name=self.container_name(spec.name), detach=True, environment=recipe.env,
                 volumes={str(folder / source): {"bind": target, "mode": "ro"}
                          for source, target in recipe.mounts.items()},
@@ -225,6 +270,15 @@ class DockerBackend(ManagedBackend):
                         f"{LABEL}.instance": self.instance,
                         f"{LABEL}.state-dir": str(self.settings.state_dir)},
                 **options)
+            try:
+                for source, (target, user) in recipe.copies.items():
+                    _copy_in(container, folder / source, target, user)
+                container.start()
+            except Exception:
+                # a later start would run it without its copied files
+                container.remove(force=True, v=True)
+                raise
+            return container
         except docker.errors.APIError as exc:
             raise BrokerStartError(
                 f"Docker could not start the {spec.title} container "

@@ -83,10 +83,15 @@ class Container:
         env: container environment.
         mounts: host path (relative to the broker's folder) -> path inside the container;
             mounted read-only.
+        copies: host file (relative to the broker's folder) -> ``(path inside the container,
+            user)``: copied in before the container starts, owned by that user of the image,
+            mode 0600 (Mosquitto 2.0.16 and later warn on every start about a password file
+            that is world-readable or owned by another user; seen on 2.1.2).
     """
 
     env: dict[str, str] = field(default_factory=dict)
     mounts: dict[str, str] = field(default_factory=dict)
+    copies: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,8 @@ class BrokerSpec:
         watched: probes whose port is watched with bare TCP connects while the broker boots,
             and probed once it opens: cheaper than probing, so it can be done often. Only
             where a bare connect leaves no line in the broker's log (Mosquitto logs each).
+        check_image: raises :class:`~mqkit.exceptions.ConfigError` for an image the docker
+            backend cannot use (``None``: any image).
     """
 
     name: str
@@ -143,6 +150,7 @@ class BrokerSpec:
     log_files: Callable[[BrokerState], list[str]]
     dirs: tuple[str, ...] = ()
     watched: tuple[str, ...] = ()
+    check_image: Callable[[str], None] | None = None
 
     def port_names(self, *, host_network: bool) -> list[str]:
         """The ports a start needs: all of them when it shares the host's network."""
@@ -265,9 +273,27 @@ def _rabbitmq_container(launch: Launch) -> Container:
     state = launch.state
     env = {"RABBITMQ_DEFAULT_USER": state.username, "RABBITMQ_DEFAULT_PASS": state.password}
     if launch.bind == LOOPBACK:  # host network: share the host's Erlang ports safely
-        env |= _erlang_env(launch)
+        # The official entrypoint switches to long names when the host's name is a full
+        # domain name; the node name is ...@localhost.
+        env |= _erlang_env(launch) | {"RABBITMQ_USE_LONGNAME": "false"}
     return Container(env=env, mounts={"rabbitmq.conf": "/etc/rabbitmq/rabbitmq.conf",
                                       "enabled_plugins": "/etc/rabbitmq/enabled_plugins"})
+
+
+def _check_rabbitmq_image(image: str) -> None:
+    """Only the official image's ``-management`` variant has the management API mqkit reads."""
+    from mqkit.exceptions import ConfigError
+
+    if "@" in image:  # pinned by digest: nothing to read from the name
+        return
+    repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (
+        image, "", "latest")
+    if repository.split("/")[-1] == "rabbitmq" and "management" not in tag:
+        raise ConfigError(
+            f"MQKIT_RABBITMQ_IMAGE={image!r} is RabbitMQ without the management plugin: "
+            "mqkit's checks, TopologyView and readiness read the management API.",
+            hint=f"Use the -management variant, e.g. {repository}:{tag.replace('latest', '4')}"
+                 "-management.")
 
 
 RABBITMQ = BrokerSpec(
@@ -287,6 +313,7 @@ RABBITMQ = BrokerSpec(
     dirs=("mnesia", "log", "home"),
     # RabbitMQ opens its AMQP port at the end of a boot of seconds.
     watched=("amqp",),
+    check_image=_check_rabbitmq_image,
 )
 
 
@@ -296,7 +323,8 @@ RABBITMQ = BrokerSpec(
 def _mosquitto_files(launch: Launch) -> dict[str, str]:
     state = launch.state
     if launch.in_container:
-        where = {"password_file": "/mosquitto/config/passwd", "data_dir": "/mosquitto/data",
+        # The password file is copied in (owned by mosquitto, 0600), not mounted with config/.
+        where = {"password_file": MOSQUITTO_PASSWORD_FILE, "data_dir": "/mosquitto/data",
                  "log_dest": "stderr"}  # stdout is block-buffered
         extra = ""
     else:
@@ -311,8 +339,12 @@ def _mosquitto_files(launch: Launch) -> dict[str, str]:
     conf = render("mosquitto/mosquitto.conf.template", bind=launch.bind,
                   mqtt_port=launch.ports["mqtt"], extra=extra, **where)
     prefix = "config/" if launch.in_container else ""
-    return {f"{prefix}passwd": mosquitto_password_line(state.username, state.password),
+    return {"passwd": mosquitto_password_line(state.username, state.password),
             f"{prefix}mosquitto.conf": conf}
+
+
+#: Where the docker backend copies Mosquitto's password file (outside the read-only config).
+MOSQUITTO_PASSWORD_FILE = "/mosquitto/passwd"
 
 
 def _mosquitto_commands(launch: Launch, binaries: dict[str, str]) -> list[Command]:
@@ -329,7 +361,9 @@ MOSQUITTO = BrokerSpec(
     image_setting="mosquitto_image",
     files=_mosquitto_files,
     commands=_mosquitto_commands,
-    container=lambda _launch: Container(mounts={"config": "/mosquitto/config"}),
+    container=lambda _launch: Container(
+        mounts={"config": "/mosquitto/config"},
+        copies={"passwd": (MOSQUITTO_PASSWORD_FILE, "mosquitto")}),
     log_files=lambda _state: ["mosquitto.log", "stdout.log"],
     dirs=("data",),
 )

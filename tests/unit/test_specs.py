@@ -60,12 +60,18 @@ def test_container_configs_use_mount_points_and_image_users(tmp_path):
     assert recipe.env == {"RABBITMQ_DEFAULT_USER": "mqkit", "RABBITMQ_DEFAULT_PASS": "pw"}
     assert recipe.mounts["rabbitmq.conf"] == "/etc/rabbitmq/rabbitmq.conf"
     mosq = SPECS["mosquitto"].files(launch)
-    assert "password_file /mosquitto/config/passwd" in mosq["config/mosquitto.conf"]
+    # The password file is copied in, owned by mosquitto (not mounted with config/).
+    assert "password_file /mosquitto/passwd" in mosq["config/mosquitto.conf"]
+    assert SPECS["mosquitto"].container(launch).copies == {
+        "passwd": ("/mosquitto/passwd", "mosquitto")}
+    assert "passwd" in mosq
     assert "log_dest stderr" in mosq["config/mosquitto.conf"]
-    # Host networking: Erlang's node, distribution port and epmd stay on loopback.
+    # Host networking: Erlang's node, distribution port and epmd stay on loopback, and the
+    # node name stays short (...@localhost).
     host = RABBITMQ.container(_launch(tmp_path, in_container=True))
     assert host.env["ERL_EPMD_ADDRESS"] == "127.0.0.1"
     assert host.env["RABBITMQ_DIST_PORT"] == "4"
+    assert host.env["RABBITMQ_USE_LONGNAME"] == "false"
 
 
 def test_process_commands_keep_erlang_on_loopback(tmp_path):
