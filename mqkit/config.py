@@ -171,9 +171,11 @@ class Settings:
             values["startup_timeout"] = timeout
         if "rabbitmq_memory" in values:
             memory = str(values["rabbitmq_memory"]).strip()
-            # RabbitMQ silently falls back to 40% of the host's memory on a value it cannot
-            # parse: on Binder that is far more than the session has.
-            if not re.fullmatch(r"\d+(\.\d+)?\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?", memory):
+            # Only what every tested line reads alike (seen on 3.10.8, 4.0.5, 4.3.6): whole
+            # bytes, MB, MiB, GB, GiB. Elsewhere they part: 4.3.6 exits at boot on "512 MiB",
+            # "100B" and "524288KiB", where 3.10.8 silently takes 40% of the host's memory
+            # (as it does for "0.5GB"); "512M" is 2^20 bytes to 3.10.8, 10^6 to 4.3.6.
+            if not re.fullmatch(r"[1-9]\d*(MB|MiB|GB|GiB)?", memory):
                 raise ConfigError(
                     f"MQKIT_RABBITMQ_MEMORY={memory!r} is not an amount of memory that every "
                     "tested RabbitMQ reads alike.",
