@@ -26,6 +26,12 @@ test: venv
 	bash scripts/ensure-brokers.sh
 	VENV=$(VENV) bash scripts/test.sh
 
+# make test-matrix: the broker-version matrix (RabbitMQ 4.3, 4.0, 3.10 with Mosquitto 2.1,
+# 2.0.21, 2.0.11) that make test runs on the newest line only; see scripts/test-matrix.sh.
+.PHONY: test-matrix
+test-matrix: venv
+	VENV=$(VENV) bash scripts/test-matrix.sh
+
 test-browser: venv
 	bash scripts/ensure-brokers.sh
 	$(VENV)/bin/python -m pytest -m browser tests/browser

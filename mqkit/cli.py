@@ -389,6 +389,7 @@ def _doctor() -> int:
         if not result.is_available and result.hint:
             print(f"           fix: {result.hint}")
     _security_report()
+    _version_report()
     if not any(r.is_available for r in results):
         print("\nNo backend can give you a broker yet: apply one of the fixes above.")
         return 1
@@ -410,6 +411,25 @@ def _security_report() -> None:
     for finding in findings:
         print(f"[no ] security  {finding.broker} {finding.check}: {finding.detail}")
         print(f"           fix: {finding.hint}")
+
+
+def _version_report() -> None:
+    """The running brokers' versions, and a warning for a line the tests do not run."""
+    from mqkit.brokers.versions import TESTED_LINES, broker_versions
+
+    endpoints = launcher.broker_status()["endpoints"]
+    if endpoints is None:
+        print("[-- ] versions  no brokers run now; after `mqkit up`, the doctor reports them")
+        return
+    for found in broker_versions(endpoints):
+        tested = ", ".join(TESTED_LINES[found.broker])
+        if found.version is None:
+            print(f"[no ] version   {found.broker}: unknown ({found.detail})")
+        elif found.is_tested:
+            print(f"[ok ] version   {found.broker} {found.version} (tested lines: {tested})")
+        else:
+            print(f"[!! ] version   {found.broker} {found.version} is outside the tested lines "
+                  f"({tested}): labs may show other outputs or error texts")
 
 
 def _wait_for_jupyter(process: subprocess.Popen[bytes]) -> int:

@@ -553,3 +553,82 @@ def test_mqtt5_will(brokers, ending, will_sent):
         assert watcher.wait(len(expected), timeout=5 if will_sent else 2) == expected
     finally:
         watcher.close()
+
+
+# -- what the official images' sources show (issue 14, item 6) ------------------------------
+
+
+def test_containers_as_the_official_images_expect(brokers):
+    """Read-only config mounts, a password file Mosquitto accepts silently, short node names."""
+    engine = brokers.backend.client()
+    rabbitmq = engine.containers.get(brokers.backend.container_name("rabbitmq"))
+    mosquitto = engine.containers.get(brokers.backend.container_name("mosquitto"))
+    for container in (rabbitmq, mosquitto):
+        binds = [m for m in container.attrs["Mounts"] if m["Type"] == "bind"]
+        assert binds, container.name
+        assert all(m["RW"] is False for m in binds), binds
+    assert "RABBITMQ_USE_LONGNAME=false" in rabbitmq.attrs["Config"]["Env"]
+    code, out = mosquitto.exec_run(["stat", "-c", "%U %G %a", "/mosquitto/passwd"])
+    assert (code, out.decode().strip()) == (0, "mosquitto mosquitto 600")
+    # Seen on 2.1.2 with a mounted 0644 file of the host's user: three "Warning: File
+    # /mosquitto/config/passwd ..." lines (world readable, owner, group) on every start.
+    logs = mosquitto.logs().decode(errors="replace")
+    assert "Warning: File" not in logs, logs
+
+
+@pytest.mark.parametrize("image", ["rabbitmq:4.1", "rabbitmq", "docker.io/library/rabbitmq:4.3.6"])
+def test_rabbitmq_image_without_management_is_refused(tmp_path, image):
+    from mqkit.brokers.docker import DockerBackend
+    from mqkit.config import Settings
+    from mqkit.exceptions import ConfigError
+
+    backend = DockerBackend(Settings.from_env(env={}, backend="docker", state_dir=tmp_path,
+                                              rabbitmq_image=image))
+    with pytest.raises(ConfigError, match="without the management plugin") as info:
+        backend.start()
+    assert "-management" in (info.value.hint or "")
+    availability = backend.availability()
+    assert not availability.is_available
+    assert "without the management plugin" in availability.reason
+
+
+# -- mqkit doctor's version report (issue 14, item 4) -------------------------------------
+
+
+def test_doctor_reports_the_running_versions(brokers):
+    import subprocess
+    import sys
+
+    from mqkit.brokers.versions import broker_versions
+
+    endpoints = brokers.backend.running()
+    found = {v.broker: v for v in broker_versions(endpoints)}
+    assert found["rabbitmq"].version == brokers.rabbitmq_version
+    assert brokers.mosquitto_version.endswith(f" {found['mosquitto'].version}")
+    assert found["rabbitmq"].is_tested
+    assert found["mosquitto"].is_tested
+    settings = brokers.backend.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")} | {
+        "MQKIT_STATE_DIR": str(settings.state_dir), "MQKIT_BACKEND": "docker",
+        "MQKIT_DOCKER_NETWORK": "host", "MQKIT_RABBITMQ_IMAGE": settings.rabbitmq_image,
+        "MQKIT_MOSQUITTO_IMAGE": settings.mosquitto_image}
+    out = subprocess.run([sys.executable, "-m", "mqkit", "doctor"], env=env, timeout=120,
+                         capture_output=True, text=True).stdout
+    assert f"[ok ] version   rabbitmq {brokers.rabbitmq_version} (tested lines: " in out, out
+    assert f"[ok ] version   mosquitto {found['mosquitto'].version} (tested lines: " in out, out
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("512MiB", True), ("512MB", True), ("1GiB", True), ("1GB", True), ("536870912", True),
+    ("512 MiB", False), ("100B", False), ("524288KiB", False), ("512M", False),
+    ("0.5GB", False), ("0", False)])
+def test_rabbitmq_memory_accepts_only_what_every_line_reads_alike(value, accepted):
+    """The forms the lines disagree on were seen at boot (see config.py); here the check."""
+    from mqkit.config import Settings
+    from mqkit.exceptions import ConfigError
+
+    if accepted:
+        assert Settings.from_env(env={"MQKIT_RABBITMQ_MEMORY": value}).rabbitmq_memory == value
+    else:
+        with pytest.raises(ConfigError, match="MQKIT_RABBITMQ_MEMORY"):
+            Settings.from_env(env={"MQKIT_RABBITMQ_MEMORY": value})
