@@ -459,9 +459,10 @@ def grade(
             for notebooks you trust).
         hint_level: how many hint levels each "not yet" carries into the feedback; the
             first (what is missing, in terms of the concept) by default.
-        sandbox: where the kernels run (:mod:`mqkit.grading.sandbox`): ``auto`` (the first
-            sandbox that runs here, else an error), ``user``, or ``none`` (as you: only on
-            purpose); or a :class:`~mqkit.grading.sandbox.Sandbox` object.
+        sandbox: where the kernels run (:mod:`mqkit.grading.sandbox`): ``auto`` (``docker``,
+            else ``user``, else an error), ``docker`` (a container per submission),
+            ``user``, or ``none`` (as you: only on purpose); or a
+            :class:`~mqkit.grading.sandbox.Sandbox` object.
 
     Returns:
         The :class:`Gradebook`, sorted by student.

@@ -12,6 +12,10 @@ submission's kernel. Its brokers are still at ``127.0.0.1:<port>``, as the kerne
 
 A Unix socket is a file, so it crosses the network namespace; only the ports the grader
 relays are reachable. The kernel's own ZMQ sockets use Unix sockets the same way.
+
+The docker sandbox does the same for a container with ``network_mode="none"``: the session's
+folder is mounted into it, and the inside half runs there by path (``python -I relay.py``),
+which is why this module imports nothing of mqkit.
 """
 
 from __future__ import annotations
@@ -149,5 +153,5 @@ def serve_inside(folder: Path, ports: Sequence[int]) -> None:
     os._exit(0)
 
 
-if __name__ == "__main__":  # python -m mqkit.grading.relay FOLDER PORT...
+if __name__ == "__main__":  # python -m mqkit.grading.relay (or python -I relay.py) FOLDER PORT...
     serve_inside(Path(sys.argv[1]), [int(port) for port in sys.argv[2:]])
