@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -106,3 +107,27 @@ def listening_sockets(pids: set[int]) -> list[str]:
     out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     return [line.split()[3] for line in out.splitlines()
             if any(f"pid={pid}," in line for pid in pids)]
+
+
+def run_notebook_with_card(path: Path, card: dict[str, str], state_dir: Path,
+                           timeout: int = 180) -> list[str]:
+    """Run a lab notebook in a kernel whose environment is a student's card; its outputs.
+
+    Fails the test on any error output. ``state_dir`` is the kernel's MQKIT_STATE_DIR, so
+    nothing of mqkit's own brokers is found: the card is all it has.
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
+    env |= card | {"MQKIT_STATE_DIR": str(state_dir)}
+    notebook = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=timeout,
+                            resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
+               for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    return [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs]
+
+
+#: A self-check's verdict line in a notebook's output.
+VERDICT = re.compile(r"[✔✘⚠] (passed|not yet|could)")

@@ -32,7 +32,7 @@ from mqkit.classroom.limits import POLICY_NAME
 from mqkit.classroom.record import load_record
 from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError, MQKitError
 from mqkit.urls import parse_url
-from tests.helpers import mqtt_round_trip
+from tests.helpers import VERDICT, mqtt_round_trip, run_notebook_with_card
 
 pytestmark = pytest.mark.integration
 
@@ -463,19 +463,7 @@ def test_mosquitto_connection_limit(broker, tmp_path):
 
 
 def test_a_lab_runs_unchanged_with_a_card(room, tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
-    env.update(_card(room, "ann"))
-    env["MQKIT_STATE_DIR"] = str(tmp_path / "state")  # nothing of mqkit's own is found
-    notebook = nbformat.read(LAB01, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
-                                     resources={"metadata": {"path": str(LAB01.parent)}})
-    client.execute(env=env)
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    texts = [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs]
+    texts = run_notebook_with_card(LAB01, _card(room, "ann"), tmp_path / "state", timeout=120)
     verdicts = [text for text in texts if "01.own-connection" in text]
     assert verdicts
     assert all("passed" in text for text in verdicts), verdicts
@@ -486,23 +474,11 @@ def test_a_lab_runs_unchanged_with_a_card(room, tmp_path):
 def test_restart_cells_read_along_on_a_shared_broker(room, lab, tmp_path):
     """Labs 02 and 09 restart RabbitMQ; with a card that is the instructor's to do: the cell
     says so, nothing restarts, and the lab goes on to pass every self-check."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    path = LAB01.parent / f"{lab}.ipynb"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
-    env.update(_card(room, "cy"))
-    env["MQKIT_STATE_DIR"] = str(tmp_path / "state")
-    notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=180,
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute(env=env)
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    texts = [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs]
+    texts = run_notebook_with_card(LAB01.parent / f"{lab}.ipynb", _card(room, "cy"),
+                                   tmp_path / "state")
     said = [text for text in texts if "Nothing was done: these brokers are shared" in text]
     assert len(said) == 1, texts
     assert "the instructor's job" in said[0]
-    verdicts = [text for text in texts if re.search(r"[✔✘⚠] (passed|not yet|could)", text)]
+    verdicts = [text for text in texts if VERDICT.search(text)]
     assert verdicts
     assert all("✔ passed" in text for text in verdicts), verdicts

@@ -188,15 +188,13 @@ def test_a_class_on_the_cluster_fails_over_loses_nothing_and_runs_a_lab(cluster,
     """``classroom create`` on the cluster: the cards list every node; 30 simulated students
     lose nothing and never see each other; lab 09 runs with a card (its restart is the
     instructor's there) and passes every self-check."""
-    import re
     import uuid
 
     from mqkit.classroom import ClassBroker, Classroom, parse_roster
     from mqkit.classroom.load import run_load
+    from tests.helpers import VERDICT, run_notebook_with_card
     from tests.integration.test_classroom import _card, _remove_all
 
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     endpoints = cluster.start()  # every node up, whatever an earlier test did
     broker = ClassBroker.from_endpoints(endpoints)
     prefix = f"c{uuid.uuid4().hex[:6]}-"
@@ -216,17 +214,9 @@ def test_a_class_on_the_cluster_fails_over_loses_nothing_and_runs_a_lab(cluster,
 
         path = Path(__file__).resolve().parents[2] / "labs" / "solutions" / \
             "09-guaranteed-delivery.ipynb"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
-        env |= _card(classroom, "s001") | {
-            "MQKIT_STATE_DIR": str(tmp_path_factory.mktemp("kernel-state"))}
-        notebook = nbformat.read(path, as_version=4)
-        nbclient.NotebookClient(notebook, kernel_name="python3", timeout=180, resources={
-            "metadata": {"path": str(path.parent)}}).execute(env=env)
-        outputs = [o for cell in notebook.cells if cell.cell_type == "code"
-                   for o in cell.get("outputs", [])]
-        assert not [o for o in outputs if o.get("output_type") == "error"]
-        texts = [o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs]
-        verdicts = [t for t in texts if re.search(r"[✔✘⚠] (passed|not yet|could)", t)]
+        texts = run_notebook_with_card(path, _card(classroom, "s001"),
+                                       tmp_path_factory.mktemp("kernel-state"))
+        verdicts = [t for t in texts if VERDICT.search(t)]
         assert verdicts
         assert all("✔ passed" in t for t in verdicts), verdicts
     finally:
