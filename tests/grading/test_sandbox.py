@@ -95,14 +95,22 @@ def graded(brokers, canary, listener, tmp_path_factory):
     paths = submissions.write(folder / "in", "01", notebooks)
     before = package_hashes()
     alarms = watch_memory_alarm(brokers)
+    # The run's own sandbox, so the test knows which uids (slots) this run used: a grading
+    # run beside it (another test, another person's) claims other slots, whose processes are
+    # none of this test's business.
+    confiner = UserSandbox(slots=2)
     try:
         gradebook = grade("01", paths, out=folder / "grades.csv", broker=brokers, workers=2,
-                          timeout=30, sandbox="user")
+                          timeout=30, sandbox=confiner)
+        # Counted before close() sweeps the slots: what each submission's own sweep missed.
+        uids = sorted(uid for uid, _gid in confiner.uids.values())
+        left = {uid: processes_of(uid) for uid in uids}
     finally:
+        confiner.close()
         alarms.stop.set()
         alarms.thread.join(10)
     return Graded({item.submission.student: item for item in gradebook.submissions}, before,
-                  marker, alarms.seen)
+                  marker, alarms.seen, left)
 
 
 @dataclass
@@ -113,6 +121,7 @@ class Graded:
     hashes: dict[str, str]
     marker: str
     alarms: list[bool]
+    left: dict[int, list[int]]
 
 
 class _Watch:
@@ -160,12 +169,11 @@ def test_the_package_is_unchanged(graded) -> None:
 
 def test_nothing_a_submission_started_is_left(graded) -> None:
     items = graded.items
-    import pwd
-
-    uids = [entry.pw_uid for entry in pwd.getpwall()
-            if entry.pw_name.startswith(UserSandbox.USER_PREFIX)]
-    assert uids
-    assert [pid for uid in uids for pid in processes_of(uid)] == []
+    # The uids of the run's two slots, looked at right after the run and before the
+    # sandbox's final sweep: only each submission's own sweep stood between the daemon and
+    # this count.
+    assert len(graded.left) == 2
+    assert graded.left == {uid: [] for uid in graded.left}
     # The daemon left its session: the sweep found it, and the gradebook says so. (The fork
     # bomb's children die with the kernel's process group.)
     assert items["daemon"].leftovers >= 1
