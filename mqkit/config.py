@@ -23,9 +23,12 @@ from mqkit.exceptions import ConfigError
 BACKENDS = ("auto", "external", "docker", "process")
 DOCKER_NETWORKS = ("bridge", "host")
 
-#: Official images, pinned to exact tags (never ``latest``).
-DEFAULT_RABBITMQ_IMAGE = "rabbitmq:4.1.4-management"
-DEFAULT_MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.22"
+#: Official images, pinned to exact tags (never ``latest``), of the newest line the tests run:
+#: the Docker stand-ins of Debian sid hold RabbitMQ 4.3.6 and Mosquitto 2.1.2
+#: (``docker/standin/build.sh``). Mosquitto 2.1's official images are Alpine-based and tagged
+#: ``-alpine`` only (docker-library's ``library/eclipse-mosquitto``: ``2.1.2-alpine``).
+DEFAULT_RABBITMQ_IMAGE = "rabbitmq:4.3.6-management"
+DEFAULT_MOSQUITTO_IMAGE = "eclipse-mosquitto:2.1.2-alpine"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ versions. :func:`translate_amqp_error` recognises the cases students meet and re
   both become :class:`~mqkit.exceptions.InvalidExchangeType`;
 * a transient, non-exclusive queue on RabbitMQ 4.x (``406 PRECONDITION_FAILED`` naming the
   deprecated feature ``transient_nonexcl_queues``) becomes
-  :class:`~mqkit.exceptions.QueueRefused`.
+  :class:`~mqkit.exceptions.QueueRefused`;
+* a topic binding key with more than two ``#`` wildcards on RabbitMQ 4.3 (``406
+  PRECONDITION_FAILED``; 3.10 and 4.0 accept it) becomes a
+  :class:`~mqkit.exceptions.BrokerRefused` that says to drop the extra ``#``.
 
 :class:`~mqkit.clients.NotebookChannel` applies it to every call; code that uses pika
 directly can wrap its calls in :func:`amqp_errors`.
@@ -59,8 +62,9 @@ def translate_amqp_error(exc: BaseException, *, during: str = "",
         kwargs: its keyword arguments.
 
     Returns:
-        An :class:`~mqkit.exceptions.InvalidExchangeType` or
-        :class:`~mqkit.exceptions.QueueRefused`; ``None`` for errors it does not know (the
+        An :class:`~mqkit.exceptions.InvalidExchangeType`,
+        :class:`~mqkit.exceptions.QueueRefused` or :class:`~mqkit.exceptions.BrokerRefused`;
+        ``None`` for errors it does not know (the
         caller re-raises the original).
     """
     kwargs = kwargs or {}
@@ -91,6 +95,13 @@ def translate_amqp_error(exc: BaseException, *, during: str = "",
                  "(it belongs to this connection and goes away with it). Transient "
                  "non-exclusive queues are deprecated in RabbitMQ 4.x, and a broker can be "
                  "configured to deny them, as this one is.")
+    if code == 406 and "binding key" in lowered and "wildcards" in lowered:
+        return BrokerRefused(
+            f"The binding was refused: its topic binding key has too many '#' wildcards. "
+            f"{seen}.", reply_code=code, reply_text=text,
+            hint="One '#' already matches any number of words: drop the extra ones. "
+                 "RabbitMQ 4.3 allows at most two '#' in a binding key (3.10 and 4.0 "
+                 "accepted more).")
     return None
 
 

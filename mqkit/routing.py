@@ -125,9 +125,10 @@ def route(exchange_type: str, bindings: Iterable[Binding], routing_key: str | Me
         One :class:`Match` per binding, in the order given.
 
     Raises:
-        ConfigError: an unknown exchange type, a headers binding RabbitMQ would refuse
-            (bad ``x-match``), or ``CC``/``BCC`` headers that are not lists (the broker
-            closes the channel).
+        ConfigError: an unknown exchange type, a binding RabbitMQ would refuse (a headers
+            binding with a bad ``x-match``; a topic binding key with more than
+            :data:`MAX_TOPIC_HASHES` ``#`` words, refused by RabbitMQ 4.3), or
+            ``CC``/``BCC`` headers that are not lists (the broker closes the channel).
 
     Example:
         >>> route("fanout", [Binding("a")], "ignored")[0].reason
@@ -146,6 +147,10 @@ def route(exchange_type: str, bindings: Iterable[Binding], routing_key: str | Me
     if exchange_type == "headers":
         return [_headers_match(b, headers) for b in bindings]
     judge = _direct_match if exchange_type == "direct" else _topic_match
+    if exchange_type == "topic":
+        bindings = list(bindings)
+        for binding in bindings:
+            _check_topic_binding_key(binding.binding_key)
     matches = []
     for binding in bindings:
         match = judge(binding, routing_key)
@@ -220,6 +225,23 @@ def _words(words: Sequence[str]) -> str:
     if not words:
         return "no words"
     return f"`{'.'.join(words)}`" if words != [""] else "an empty word"
+
+
+#: The most ``#`` words a topic binding key may hold. RabbitMQ 4.3.6 refuses a binding with
+#: more (``406 PRECONDITION_FAILED - Topic binding key '#.#.#' uses 3 '#' wildcards, at most
+#: 2 are allowed``); 3.10.8 and 4.0.5 accept any number. The model follows the newest line,
+#: the one mqkit's Docker images run: such a key means nothing more than one ``#`` does.
+MAX_TOPIC_HASHES = 2
+
+
+def _check_topic_binding_key(binding_key: str) -> None:
+    hashes = split_topic_key(binding_key).count("#")
+    if hashes > MAX_TOPIC_HASHES:
+        raise ConfigError(
+            f"The topic binding key {binding_key!r} uses {hashes} '#' wildcards: RabbitMQ 4.3 "
+            f"refuses more than {MAX_TOPIC_HASHES} (406 PRECONDITION_FAILED); 3.10 and 4.0 "
+            "still accept them.",
+            hint="One '#' already matches any number of words: drop the extra ones.")
 
 
 def _topic_match(binding: Binding, routing_key: str) -> Match:
@@ -345,12 +367,27 @@ def _compare_header(key: str, wanted: Any, headers: Mapping[str, Any]) -> tuple[
     value = headers[key]
     if wanted is None:
         return True, f"`{key}` is present (a void binding value asks only for presence)"
-    if _amqp_term(wanted) == _amqp_term(value):
+    if _amqp_term(wanted) == _message_term(value):
         return True, f"`{key}` is {_show(value)}"
     why = f"`{key}` is {_show(value)}, the binding wants {_show(wanted)}"
-    if str(value) == str(wanted):
+    if isinstance(value, datetime):
+        why += (" (RabbitMQ 4.x compares a message's timestamp header in milliseconds since "
+                "1970 and a binding's in seconds; 3.10 compared seconds with seconds)")
+    elif str(value) == str(wanted):
         why += (f" ({_kind(value)} vs {_kind(wanted)}: RabbitMQ compares typed values)")
     return False, why
+
+
+def _message_term(value: Any) -> Any:
+    """:func:`_amqp_term` of a message's top-level header value, as RabbitMQ 4.x sees it.
+
+    Seen on 4.0.5 and 4.3.6: a message's timestamp header reaches the headers exchange in
+    milliseconds (1970-01-01T00:00:01 matches a binding value of ``1000``, not ``1``, nor the
+    same timestamp, whose binding value stays in seconds). 3.10.8 compared seconds.
+    """
+    if isinstance(value, datetime):
+        return ("number", calendar.timegm(value.utctimetuple()) * 1000)
+    return _amqp_term(value)
 
 
 def _show(value: Any) -> str:

@@ -2,15 +2,16 @@
 # Make sure the docker-backend tests have broker images, and print the `export` lines that
 # point the tests at them (stdout is meant for `eval`; progress goes to stderr).
 #   - the official images mqkit pins, when present or pullable;
-#   - else local stand-ins built by docker/standin/build.sh (no registry needed).
+#   - else local stand-ins of the same line built by docker/standin/build.sh from Debian sid
+#     (RabbitMQ 4.3, Mosquitto 2.1; no registry needed).
 # The compose example's test also needs a Python base for its producer and consumer images:
 # the one its Dockerfiles name (ARG BASE), else the python stand-in.
 #
-# Broker lines (tests/docker/test_broker_versions.py): MQKIT_TEST_BROKER_LINES names the
-# newest line, RabbitMQ 4.3 / Mosquitto 2.1 (Debian sid); with MQKIT_TEST_MATRIX=1 also
-# 4.0 / 2.0.21 (trixie) and 3.10 / 2.0.11 (bookworm). Each line is the official images of
-# that line where they are here or a registry answers, else its stand-ins (built once, about
-# a minute per suite, then cached).
+# Broker lines (tests/lines.py): MQKIT_TEST_BROKER_LINES names the newest line first,
+# RabbitMQ 4.3 / Mosquitto 2.1 (the pins' line, Debian sid), then 4.0 / 2.0.21 (trixie);
+# with MQKIT_TEST_MATRIX=1 also 3.10 / 2.0.11 (bookworm) in Docker. Each line is the official
+# images of that line where they are here or a registry answers, else its stand-ins (built
+# once, about a minute per suite, then cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "broker-images: $*" >&2; }
@@ -35,7 +36,7 @@ if { have "$rabbit" || pull "$rabbit"; } && { have "$mosq" || pull "$mosq"; }; t
 else
   say "official images unavailable (no registry?): using local stand-ins"
   ensure_debootstrap
-  eval "$(bash docker/standin/build.sh 2>&2 | grep '^MQKIT_STANDIN_' )"
+  eval "$(MQKIT_STANDIN_SUITE=sid bash docker/standin/build.sh 2>&2 | grep '^MQKIT_STANDIN_' )"
   rabbit="$MQKIT_STANDIN_RABBITMQ_IMAGE"
   mosq="$MQKIT_STANDIN_MOSQUITTO_IMAGE"
 fi
@@ -67,9 +68,10 @@ line() {
 }
 # A line that cannot be had (no root for debootstrap, say) is left out, not fatal: the other
 # exports still hold, and its tests skip on a laptop and fail in CI (tests/helpers.require).
-lines="$(line sid 4.3/2.1 rabbitmq:4.3-management eclipse-mosquitto:2.1)" || lines=""
+# The newest line is the pinned images themselves (official or their stand-ins, above).
+lines="4.3/2.1=$rabbit,$mosq"
+lines="$lines $(line trixie 4.0/2.0.21 rabbitmq:4.0-management eclipse-mosquitto:2.0.21 || true)"
 if [ "${MQKIT_TEST_MATRIX:-0}" = 1 ]; then
-  lines="$lines $(line trixie 4.0/2.0.21 rabbitmq:4.0-management eclipse-mosquitto:2.0.21 || true)"
   lines="$lines $(line bookworm 3.10/2.0.11 rabbitmq:3.10-management eclipse-mosquitto:2.0.11 || true)"
 fi
 lines="$(echo $lines)"  # no stray spaces

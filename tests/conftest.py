@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tests.helpers import make_backend
+from tests.lines import backend_params, make_line_backend
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +61,33 @@ def brokers(broker_backend):
     unique queue, exchange and topic names.
     """
     return broker_backend.start()
+
+
+@pytest.fixture(scope="session")
+def line_backends(request: pytest.FixtureRequest, broker_factory):
+    """Shared brokers per line (``tests/lines.py``): ``line_backends(param)``, started once.
+
+    ``"process"`` is the session's shared ``brokers``; a line gets Docker brokers of its own,
+    shared by every test that asks for that line. The same rules as ``brokers``: never
+    restart or kill them, use unique names.
+    """
+    made: dict[str, object] = {}
+
+    def get(param):
+        if param == "process":
+            return request.getfixturevalue("broker_backend")
+        if param.id not in made:
+            made[param.id] = make_line_backend(broker_factory, param)
+        return made[param.id]
+
+    return get
+
+
+@pytest.fixture(scope="module", params=backend_params("wide"))
+def wide_brokers(request: pytest.FixtureRequest, line_backends):
+    """Endpoints on the process backend and on every line of ``MQKIT_TEST_BROKER_LINES``.
+
+    For modules whose results may depend on the broker's version (the routing properties):
+    each of their tests runs once per line, and its id says which (``[docker-4.3]``).
+    """
+    return line_backends(request.param).start()

@@ -621,7 +621,7 @@ if EXAMPLE:   # the files were found (see the cell above)
         print(f"{what:18}{old:26}{new}")
 # Expected output:
 #                   lecture                   kit
-# broker image      toke/mosquitto            eclipse-mosquitto:2.0.22
+# broker image      toke/mosquitto            eclipse-mosquitto:2.1.2-alpine
 # version: key      '3.7'                     (none)
 # code in /app      ./app:/app                COPY in the image
 # clients wait for  container started         service_healthy
@@ -635,8 +635,9 @@ if EXAMPLE:   # the files were found (see the cell above)
 # 1. **The maintained `eclipse-mosquitto` image.** The Mosquitto project maintains the
 #    official `eclipse-mosquitto` image and updates it with its releases. `toke/mosquitto`
 #    belongs to the Docker Hub account `toke`, not to the project, and with no tag the image
-#    is `latest`: whatever that account pushed last. The kit pins `eclipse-mosquitto:2.0.22`,
-#    the image mqkit runs itself.
+#    is `latest`: whatever that account pushed last. The kit pins
+#    `eclipse-mosquitto:2.1.2-alpine`, the image mqkit runs itself (Mosquitto 2.1's official
+#    images are all Alpine-based and carry `-alpine` in their tags).
 # 2. **No `version:` key.** The Compose Specification, which today's `docker compose`
 #    follows, calls the top-level `version:` obsolete: Compose ignores it, and recent releases
 #    warn about it. Debian's docker-compose 1.29 accepts the kit's file without it too (the

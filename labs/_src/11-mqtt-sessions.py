@@ -477,7 +477,7 @@ print((EXAMPLE / "compose.yaml").read_text())
 #   `MQTT_USERNAME`/`MQTT_PASSWORD` from `.env` into a password file on the `auth` volume,
 #   owned by the `mosquitto` user with mode 0600. `${MQTT_PASSWORD:?...}` makes compose
 #   refuse to start without a password; `$$` hands a `$` to the container's shell.
-# - **`mosquitto`** — `image: eclipse-mosquitto:2.0.22`, a pinned version, never `latest`.
+# - **`mosquitto`** — `image: eclipse-mosquitto:2.1.2-alpine`, a pinned version, never `latest`.
 #   `depends_on ... service_completed_successfully` waits for the password file.
 #   `volumes`: `mosquitto.conf` read-only (a listener on 1883, `allow_anonymous false`,
 #   the password file, persistence), the password file, and `data` for persistence.

@@ -3,11 +3,12 @@
 Each test runs once per broker line in ``MQKIT_TEST_BROKER_LINES`` (``scripts/broker-images.sh``
 sets it): ``RABBITMQ/MOSQUITTO=RABBITMQ_IMAGE,MOSQUITTO_IMAGE`` entries separated by spaces,
 for example ``4.3/2.1=mqkit-standin/rabbitmq:4.3-management,mqkit-standin/mosquitto:2.1``.
-``make test`` gives the newest line only (RabbitMQ 4.3, Mosquitto 2.1: one container of each
-for the module); ``make test-matrix`` adds 4.0/2.0.21 and 3.10/2.0 (the Debian suites
-trixie and bookworm). A test's id names its line, the broker's own version is recorded as a
-property (``rabbitmq_version``, ``mosquitto_version``) and checked against the line, so a
-result always says which broker it was seen on.
+``make test`` gives the newest line (RabbitMQ 4.3, Mosquitto 2.1: Debian sid) and 4.0/2.0.21
+(trixie), one container of each per line for the module; ``make test-matrix`` adds
+3.10/2.0.11 (bookworm) in Docker (``tests/lines.py``, reach ``wide``). A test's id names
+its line, the broker's own version is recorded as a property (``rabbitmq_version``,
+``mosquitto_version``) and checked against the line, so a result always says which broker it
+was seen on.
 
 Where a fact differs between lines, the expected value is keyed by line with the version
 that was seen; none of these tests skips or xfails by version.
@@ -30,40 +31,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqkit.admin import Admin
+from tests.lines import Line, lines_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
-
-#: The newest line, used when ``MQKIT_TEST_BROKER_LINES`` is not set.
-NEWEST = "4.3/2.1=mqkit-standin/rabbitmq:4.3-management,mqkit-standin/mosquitto:2.1"
-
-
-@dataclass(frozen=True)
-class Line:
-    """One pair of broker lines (a Debian suite) and the images that hold them."""
-
-    rabbitmq: str
-    mosquitto: str
-    rabbitmq_image: str
-    mosquitto_image: str
-
-    @property
-    def id(self) -> str:
-        return f"rabbitmq-{self.rabbitmq}+mosquitto-{self.mosquitto}"
-
-    @property
-    def major(self) -> int:
-        return int(self.rabbitmq.split(".")[0])
-
-
-def _lines() -> list[Line]:
-    lines = []
-    for entry in (os.environ.get("MQKIT_TEST_BROKER_LINES") or NEWEST).split():
-        versions, _, images = entry.partition("=")
-        rabbitmq, _, mosquitto = versions.partition("/")
-        rabbitmq_image, _, mosquitto_image = images.partition(",")
-        lines.append(Line(rabbitmq, mosquitto, rabbitmq_image, mosquitto_image))
-    return lines
-
 
 @dataclass
 class Brokers:
@@ -102,7 +72,7 @@ def _mosquitto_version(host: str, port: int, user: str, password: str) -> str:
     return got[0] if got else ""
 
 
-LINES = _lines()
+LINES = lines_for("wide")
 
 
 @pytest.fixture(scope="module", params=LINES, ids=lambda line: line.id)

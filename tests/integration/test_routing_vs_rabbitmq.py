@@ -10,6 +10,7 @@ queue per binding), publishes each message with publisher confirms and asks ever
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import decimal
 import os
@@ -23,8 +24,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mqkit.exceptions import ConfigError
-from mqkit.routing import Binding, route
+from mqkit.admin import Admin
+from mqkit.errors_amqp import translate_amqp_error
+from mqkit.exceptions import BrokerRefused, ConfigError
+from mqkit.routing import MAX_TOPIC_HASHES, Binding, route, split_topic_key
 
 pytestmark = pytest.mark.integration
 
@@ -83,20 +86,31 @@ def report(request, line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def amqp(brokers) -> Iterator[tuple[pika.BlockingConnection, list[str]]]:
-    """One connection for the module and a pool of exclusive queues reused by every case."""
-    connection = pika.BlockingConnection(pika.URLParameters(brokers.amqp_url))
+def amqp(wide_brokers) -> Iterator[tuple[pika.BlockingConnection, list[str]]]:
+    """One connection per line and a pool of exclusive queues reused by every case.
+
+    ``wide_brokers``: RabbitMQ 3.10 (process backend) and every Docker line (4.3, 4.0).
+    """
+    connection = pika.BlockingConnection(pika.URLParameters(wide_brokers.amqp_url))
     channel = connection.channel()
     queues = [channel.queue_declare("", exclusive=True).method.queue for _ in range(POOL)]
-    yield connection, queues
+    version = Admin(wide_brokers).overview()["rabbitmq_version"]
+    yield connection, queues, ".".join(version.split(".")[:2])
     connection.close()
+
+
+#: Whether a line refuses a topic binding key with more than two ``#`` words (406). Seen:
+#: 4.3.6 refuses ("uses 3 '#' wildcards, at most 2 are allowed"), 3.10.8 and 4.0.5 accept.
+#: The model refuses (``mqkit.routing.MAX_TOPIC_HASHES``), as the newest line does.
+REFUSES_MANY_HASHES = {"3.10": False, "4.0": False, "4.3": True}
 
 
 class Broker:
     """The module's connection, with a channel that is reopened when the broker closes it."""
 
-    def __init__(self, connection: pika.BlockingConnection, queues: list[str]) -> None:
-        self.connection, self.queues = connection, queues
+    def __init__(self, connection: pika.BlockingConnection, queues: list[str],
+                 line: str) -> None:
+        self.connection, self.queues, self.line = connection, queues, line
         self.channel = self._open()
 
     def _open(self):
@@ -140,11 +154,16 @@ def broker(amqp) -> Broker:
 
 def check(broker: Broker, tally: Counter, exchange_type: str,
           bindings: list[tuple[str, dict]], messages: list[tuple[str, dict | None]]) -> None:
+    if exchange_type == "topic" and any(split_topic_key(key).count("#") > MAX_TOPIC_HASHES
+                                        for key, _args in bindings):
+        check_many_hashes(broker, tally, bindings, messages)
+        return
     actual = broker.deliveries(exchange_type, bindings, messages)
     model_bindings = [Binding(q, key, args) for q, (key, args) in zip(broker.queues, bindings,
                                                                        strict=False)]
     for (routing_key, headers), got in zip(messages, actual, strict=True):
-        matches = route(exchange_type, model_bindings, routing_key, headers)
+        matches = route(exchange_type, model_bindings, routing_key,
+                        as_line_compares(broker.line, headers))
         expected = [m.matched for m in matches]
         assert expected == got, (
             f"{exchange_type}: routing key {routing_key!r}, headers {headers!r}\n"
@@ -154,6 +173,39 @@ def check(broker: Broker, tally: Counter, exchange_type: str,
         tally[f"{exchange_type}_messages"] += 1
         tally[f"{exchange_type}_bindings_judged"] += len(bindings)
     tally[f"{exchange_type}_cases"] += 1
+
+
+#: Lines that compare a message's top-level timestamp header in seconds, as sent. The model
+#: follows 4.0.5 and 4.3.6, which compare it in milliseconds (``mqkit.routing._message_term``).
+TIMESTAMPS_IN_SECONDS = {"3.10"}
+
+
+def as_line_compares(line: str, headers: dict | None) -> dict | None:
+    """The headers as ``line`` compares them, for the model: on 3.10, a top-level timestamp
+    is its seconds (the model, like 4.x, would take milliseconds)."""
+    if line not in TIMESTAMPS_IN_SECONDS or not headers:
+        return headers
+    return {key: calendar.timegm(value.utctimetuple())
+            if isinstance(value, datetime.datetime) else value
+            for key, value in headers.items()}
+
+
+def check_many_hashes(broker: Broker, tally: Counter, bindings: list[tuple[str, dict]],
+                      messages: list[tuple[str, dict | None]]) -> None:
+    """A binding key with too many ``#``: the model refuses it, and so does 4.3 (not 3.10)."""
+    model_bindings = [Binding(q, key, args) for q, (key, args) in zip(broker.queues, bindings,
+                                                                       strict=False)]
+    with pytest.raises(ConfigError, match="'#' wildcards"):
+        route("topic", model_bindings, *messages[0])
+    if REFUSES_MANY_HASHES[broker.line]:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            broker.deliveries("topic", bindings, messages)
+        assert info.value.reply_code == 406, info.value
+        assert "wildcards" in info.value.reply_text, info.value
+        tally["topic_many_hashes_refused_by_both"] += 1
+    else:
+        broker.deliveries("topic", bindings, messages)  # accepted: nothing to compare with
+        tally["topic_many_hashes_accepted_by_broker"] += 1
 
 
 def _keys(keys: list[str]) -> list[tuple[str, dict]]:
@@ -256,3 +308,21 @@ def test_cc_that_is_not_an_array_is_refused_by_both(broker, cc):
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         broker.deliveries("fanout", [("", {})], [("", {"CC": cc})])
     assert info.value.reply_code == 406
+
+
+@pytest.mark.parametrize("key", ["#.#.#", "a.#.b.#.c.#"])
+def test_too_many_hashes_per_line(broker, key):
+    """Three ``#``: refused by the model and by 4.3 (translated, with a hint); 3.10 and 4.0
+    accept the binding and route by it as ``#`` would."""
+    with pytest.raises(ConfigError, match=r"RabbitMQ 4\.3"):
+        route("topic", [Binding("q", key)], "a.b.c")
+    bindings, messages = [(key, {}), ("#", {})], [("a.b.c", None)]
+    if REFUSES_MANY_HASHES[broker.line]:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            broker.deliveries("topic", bindings, messages)
+        translated = translate_amqp_error(info.value, during="queue_bind")
+        assert isinstance(translated, BrokerRefused)
+        assert "drop the extra" in translated.hint
+        assert key in str(translated)
+    else:
+        assert broker.deliveries("topic", bindings, messages) == [[True, True]]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.lines import make_line_backend
+
 LABS = Path(__file__).resolve().parents[2] / "labs"
 SANITIZE = LABS / "nbval-sanitize.cfg"
 #: Seconds one notebook may take under nbval (lab 02 restarts RabbitMQ, about 12 s).
@@ -26,6 +28,26 @@ def lab_backend(broker_factory):
 
 
 @pytest.fixture(scope="session")
+def lab_backends(request: pytest.FixtureRequest, broker_factory):
+    """Lab brokers per line (``tests/lines.py``): ``lab_backends(param)``, started on first use.
+
+    ``"process"`` is :func:`lab_backend`; a :class:`~tests.lines.Line` gets Docker brokers
+    of that line, kept for the session (every lab that runs on it shares them, as the
+    process ones are shared).
+    """
+    made: dict[str, object] = {}
+
+    def get(param):
+        if param == "process":
+            return request.getfixturevalue("lab_backend")
+        if param.id not in made:
+            made[param.id] = make_line_backend(broker_factory, param)
+        return made[param.id]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def lab_state_dir(lab_backend) -> Path:
     """The state directory of the lab tests' brokers."""
     return lab_backend.settings.state_dir
@@ -37,16 +59,36 @@ def lab_brokers(lab_backend):
     return lab_backend.start()
 
 
-def run_nbval(notebook: Path, state_dir: Path) -> subprocess.CompletedProcess[str]:
+def backend_environment(backend) -> dict[str, str]:
+    """The ``MQKIT_*`` variables that point a kernel's ``mqkit.start_brokers()`` at ``backend``.
+
+    ``MQKIT_STATE_DIR`` finds its brokers, ``MQKIT_BACKEND`` keeps it from looking elsewhere,
+    and a docker backend's images and network come along, so the kernel sees the same settings
+    and reuses the running containers.
+    """
+    settings = backend.settings
+    env = {"MQKIT_STATE_DIR": str(settings.state_dir), "MQKIT_BACKEND": backend.name}
+    if backend.name == "docker":
+        env |= {"MQKIT_RABBITMQ_IMAGE": settings.rabbitmq_image,
+                "MQKIT_MOSQUITTO_IMAGE": settings.mosquitto_image,
+                "MQKIT_DOCKER_NETWORK": settings.docker_network}
+    return env
+
+
+def run_nbval(notebook: Path, state_dir: Path | None = None, *,
+              backend=None) -> subprocess.CompletedProcess[str]:
     """Run one notebook under nbval in a child pytest; its kernel reuses our brokers.
 
-    ``MQKIT_STATE_DIR`` points the notebook's ``mqkit.start_brokers()`` at the brokers in
-    ``state_dir``; ``MQKIT_BACKEND=process`` keeps it from looking elsewhere.
+    The kernel's ``mqkit.start_brokers()`` finds ``backend``'s brokers
+    (:func:`backend_environment`), or the process brokers in ``state_dir``.
     ``-p tests.labs.conftest`` loads :func:`pytest_collectstart` below into the child, which
     leaves ``text/html`` out of nbval's comparison.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
-    env.update(MQKIT_STATE_DIR=str(state_dir), MQKIT_BACKEND="process")
+    if backend is not None:
+        env.update(backend_environment(backend))
+    else:
+        env.update(MQKIT_STATE_DIR=str(state_dir), MQKIT_BACKEND="process")
     command = [sys.executable, "-m", "pytest", "--nbval", str(notebook),
                "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
                "-p", "tests.labs.conftest",

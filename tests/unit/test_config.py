@@ -71,3 +71,27 @@ def test_readme_lists_every_variable():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     missing = [v.name for v in VARIABLES if f"`{v.name}`" not in readme]
     assert missing == []
+
+
+def test_default_pins_are_of_the_newest_line_the_tests_run():
+    """The images mqkit pulls are the versions of the newest stand-ins (Debian sid)."""
+    import re
+    from pathlib import Path
+
+    from mqkit.brokers.versions import TESTED_LINES, is_tested
+    from mqkit.config import DEFAULT_MOSQUITTO_IMAGE
+
+    rabbitmq = re.fullmatch(r"rabbitmq:(\d+\.\d+\.\d+)-management", DEFAULT_RABBITMQ_IMAGE)
+    mosquitto = re.fullmatch(r"eclipse-mosquitto:(\d+\.\d+\.\d+)(-alpine)?",
+                             DEFAULT_MOSQUITTO_IMAGE)
+    assert rabbitmq, DEFAULT_RABBITMQ_IMAGE
+    assert mosquitto, DEFAULT_MOSQUITTO_IMAGE
+    assert is_tested("rabbitmq", rabbitmq[1])
+    assert is_tested("mosquitto", mosquitto[1])
+    build = (Path(__file__).parents[2] / "docker" / "standin" / "build.sh").read_text()
+    sid = re.search(r"sid\)\s+RABBITMQ_LINE=(\S+)\s+MOSQUITTO_LINE=(\S+)", build)
+    assert sid, "build.sh names no sid line"
+    assert rabbitmq[1].startswith(sid[1] + ".")
+    assert mosquitto[1].startswith(sid[2] + ".")
+    assert sid[1] == TESTED_LINES["rabbitmq"][-1]
+    assert sid[2] == TESTED_LINES["mosquitto"][-1]

@@ -119,6 +119,11 @@ HEADERS = [
     ({"price": decimal.Decimal("1.50")}, {"price": decimal.Decimal("1.5")}, True, "`price`"),
     ({"name": "Paris"}, {"name": b"Paris"}, True, "`name` is `b'Paris'`"),
     ({"at": 0}, {"at": datetime.datetime(1970, 1, 1)}, True, "`at` is"),
+    # RabbitMQ 4.x: a message's timestamp in milliseconds, a binding's in seconds
+    ({"at": 1000}, {"at": datetime.datetime(1970, 1, 1, 0, 0, 1)}, True, "`at` is"),
+    ({"at": datetime.datetime(1970, 1, 1, 0, 0, 1)}, {"at": datetime.datetime(1970, 1, 1, 0, 0, 1)},
+     False, "in milliseconds"),
+    ({"at": datetime.datetime(1970, 1, 1, 0, 0, 1)}, {"at": 1}, True, "`at` is"),
     ({"a": None}, {"a": "anything"}, True, "a void binding value asks only for presence"),
     ({"a": None}, {}, False, "the message has no `a` header"),
     ({"a": "x"}, {"a": None}, False, "the binding wants `x`"),
