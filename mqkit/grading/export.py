@@ -14,7 +14,7 @@ rendered notebooks rather than render them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,35 @@ def _checks_of(lab: str, extra: Sequence[Check]) -> list[Check]:
         return lab_checks(lab, list(extra))[0]
     except ConfigError:  # a lab without checks (none today) is exported without tests
         return []
+
+
+def write_notebooks(labs: Sequence[LabNotebooks], checks: str | Path | None,
+                    notebook: Callable[[LabNotebooks, ExtraChecks], Any],
+                    path: Callable[[LabNotebooks], Path]) -> list[Path]:
+    """Write each lab's notebook for an autograder: ``notebook(lab, extra)`` at ``path(lab)``.
+
+    Args:
+        labs: the labs' rendered notebooks.
+        checks: the instructor's extra-checks file: hidden tests.
+        notebook: makes the autograder's notebook of a lab.
+        path: where a lab's notebook goes (its folders are made).
+
+    Returns:
+        The notebooks written, in the labs' order.
+
+    Raises:
+        ConfigError: the checks file does not load.
+    """
+    import nbformat
+
+    extra = ExtraChecks.load(checks)
+    written = []
+    for lab in labs:
+        target = path(lab)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(nbformat.writes(notebook(lab, extra)) + "\n", encoding="utf-8")
+        written.append(target)
+    return written
 
 
 def grade_id(prefix: str, name: str) -> str:

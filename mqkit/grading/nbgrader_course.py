@@ -33,18 +33,15 @@ import argparse
 import copy
 import functools
 import logging
-import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mqkit.endpoints import Endpoints
 from mqkit.exceptions import MissingDependency
-from mqkit.grading.export import ExtraChecks, LabNotebooks, grade_id, lab_cells
+from mqkit.grading.export import ExtraChecks, LabNotebooks, grade_id, lab_cells, write_notebooks
+from mqkit.grading.tool_grading import Score, tool_runs, write_scores
 from mqkit.grading.verdict import BEGIN_HIDDEN, END_HIDDEN, verdict_code
 
 log = logging.getLogger(__name__)
@@ -127,15 +124,9 @@ def build_course(folder: Path, labs: Sequence[LabNotebooks],
     Raises:
         ConfigError: the checks file does not load.
     """
-    import nbformat
-
-    extra = ExtraChecks.load(checks)
-    written = []
-    for lab in labs:
-        path = folder / "source" / lab.assignment / f"{lab.assignment}.ipynb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(nbformat.writes(source_notebook(lab, extra)) + "\n", encoding="utf-8")
-        written.append(path)
+    written = write_notebooks(
+        labs, checks, source_notebook,
+        lambda lab: folder / "source" / lab.assignment / f"{lab.assignment}.ipynb")
     config = folder / "nbgrader_config.py"
     config.write_text(CONFIG, encoding="utf-8")
     written.append(config)
@@ -253,16 +244,6 @@ def configure(config: Any) -> None:
 # -- autograding with a namespace per submission ---------------------------------------------
 
 
-@dataclass(frozen=True)
-class Score:
-    """One submission's total as nbgrader recorded it."""
-
-    student: str
-    points: float
-    max_points: float
-    error: str = ""
-
-
 def autograde(course: Path, assignment: str, *, students: Sequence[str] | None = None,
               broker: Endpoints | None = None, with_mqtt: bool = True) -> list[Score]:
     """``nbgrader autograde`` each submission in a namespace of its own; the totals.
@@ -288,38 +269,18 @@ def autograde(course: Path, assignment: str, *, students: Sequence[str] | None =
         MissingDependency: nbgrader is not installed.
     """
     _nbgrader()
-    from mqkit.config import Settings
-    from mqkit.grading.grader import kernel_environment
-    from mqkit.grading.namespace import Namespace
-
     course = course.resolve()
     names = sorted(students or (p.parent.name for p in
                                 (course / "submitted").glob(f"*/{assignment}")))
-    if broker is None:
-        from mqkit.brokers.launcher import start_brokers
-
-        broker = start_brokers()
-    binary = Settings.from_env().mosquitto_binary
     failed: dict[str, str] = {}
-    for student in names:
-        with Namespace.create(broker, student, with_mqtt=with_mqtt,
-                              mosquitto_binary=binary) as space, \
-                tempfile.TemporaryDirectory(prefix="mqkit-nbgrader-") as home:
-            env = kernel_environment(space.environment(), Path(home))
-            # nbgrader runs `alembic` for its database: the programs beside this Python.
-            env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent),
-                                           env.get("PATH", os.defpath)))
-            command = [sys.executable, "-m", "nbgrader", "autograde", assignment,
-                       "--student", student, "--force"]
-            done = subprocess.run(command, cwd=course, env=env, capture_output=True,
-                                  text=True, check=False)
-            log.info("nbgrader autograde %s %s: exit %s", assignment, student,
-                     done.returncode)
-            if done.returncode != 0:
-                lines = [line for line in done.stderr.splitlines() if line.strip()]
-                failed[student] = lines[-1] if lines else f"exit {done.returncode}"
-                log.error("nbgrader autograde %s failed for %s: %s", assignment, student,
-                          failed[student])
+    for run in tool_runs(broker, names, with_mqtt=with_mqtt, prefix="mqkit-nbgrader-"):
+        done, error = run.command([sys.executable, "-m", "nbgrader", "autograde", assignment,
+                                   "--student", run.student, "--force"], cwd=course)
+        log.info("nbgrader autograde %s %s: exit %s", assignment, run.student, done.returncode)
+        if error:
+            failed[run.student] = error
+            log.error("nbgrader autograde %s failed for %s: %s", assignment, run.student,
+                      error)
     graded = [s for s in scores(course, assignment, names) if s.student not in failed]
     graded += [Score(student, 0.0, 0.0, error) for student, error in failed.items()]
     return sorted(graded, key=lambda score: score.student)
@@ -348,13 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--student", action="append", default=None,
                      help="grade only this student (repeatable)")
     args = parser.parse_args(argv)
-    failed = 0
-    for score in autograde(Path(args.course), args.assignment, students=args.student):
-        note = f"  (nbgrader failed: {score.error})" if score.error else ""
-        failed += bool(score.error)
-        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}{note}\n")
-    return 1 if failed else 0
-
+    return write_scores(autograde(Path(args.course), args.assignment, students=args.student),
+                        "nbgrader", sys.stdout)
 
 if __name__ == "__main__":
     sys.exit(main())

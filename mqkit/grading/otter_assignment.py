@@ -31,18 +31,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mqkit.endpoints import Endpoints
-from mqkit.grading.export import ExtraChecks, LabNotebooks, lab_cells
+from mqkit.grading.export import ExtraChecks, LabNotebooks, lab_cells, write_notebooks
+from mqkit.grading.tool_grading import Score, tool_runs, write_scores
 from mqkit.grading.verdict import verdict_code
 
 log = logging.getLogger(__name__)
@@ -143,29 +140,11 @@ def build_course(folder: Path, labs: Sequence[LabNotebooks],
     Raises:
         ConfigError: the checks file does not load.
     """
-    import nbformat
-
-    extra = ExtraChecks.load(checks)
-    written = []
-    for lab in labs:
-        path = folder / lab.assignment / f"{lab.assignment}.ipynb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(nbformat.writes(master_notebook(lab, extra)) + "\n", encoding="utf-8")
-        written.append(path)
-    return written
+    return write_notebooks(labs, checks, master_notebook,
+                           lambda lab: folder / lab.assignment / f"{lab.assignment}.ipynb")
 
 
 # -- grading with a namespace per submission --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Score:
-    """One submission's total as Otter computed it."""
-
-    student: str
-    points: float
-    max_points: float
-    error: str = ""
 
 
 def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | None = None,
@@ -187,40 +166,23 @@ def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | 
         notebook, not a notebook) has 0 of 0 points and Otter's last error line (the batch
         goes on).
     """
-    from mqkit.config import Settings
-    from mqkit.grading.grader import kernel_environment
-    from mqkit.grading.namespace import Namespace
-
-    if broker is None:
-        from mqkit.brokers.launcher import start_brokers
-
-        broker = start_brokers()
-    binary = Settings.from_env().mosquitto_binary
+    paths = sorted(submissions)
+    runs = tool_runs(broker, [p.stem for p in paths], with_mqtt=with_mqtt, prefix="mqkit-otter-")
     scores = []
-    for path in sorted(submissions):
-        student = path.stem
-        with Namespace.create(broker, student, with_mqtt=with_mqtt,
-                              mosquitto_binary=binary) as space, \
-                tempfile.TemporaryDirectory(prefix="mqkit-otter-") as home:
-            env = kernel_environment(space.environment(), Path(home))
-            env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent),
-                                           env.get("PATH", os.defpath)))
-            command = [sys.executable, "-m", "otter", "run", "--no-logo", "-a",
-                       str(autograder.resolve()), "-o", home, str(path.resolve())]
-            done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True,
-                                  check=False)
-            if done.returncode != 0:
-                lines = [line for line in done.stderr.splitlines() if line.strip()]
-                error = lines[-1] if lines else f"exit {done.returncode}"
-                log.error("otter run failed for %s: %s", student, error)
-                scores.append(Score(student, 0.0, 0.0, error))
-                continue
-            results = json.loads((Path(home) / "results.json").read_text(encoding="utf-8"))
-            if out is not None:
-                out.mkdir(parents=True, exist_ok=True)
-                (out / f"{student}.json").write_text(json.dumps(results, indent=1),
+    for run, path in zip(runs, paths, strict=True):
+        _, error = run.command([sys.executable, "-m", "otter", "run", "--no-logo", "-a",
+                                str(autograder.resolve()), "-o", str(run.home),
+                                str(path.resolve())], cwd=run.home)
+        if error:
+            log.error("otter run failed for %s: %s", run.student, error)
+            scores.append(Score(run.student, 0.0, 0.0, error))
+            continue
+        results = json.loads((run.home / "results.json").read_text(encoding="utf-8"))
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{run.student}.json").write_text(json.dumps(results, indent=1),
                                                      encoding="utf-8")
-        scores.append(_score(student, results))
+        scores.append(_score(run.student, results))
     return scores
 
 
@@ -239,13 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("submissions", nargs="+", help="the students' notebooks (STUDENT.ipynb)")
     run.add_argument("--out", default=None, help="keep Otter's results here")
     args = parser.parse_args(argv)
-    failed = 0
-    for score in grade(Path(args.autograder), [Path(p) for p in args.submissions],
-                       out=Path(args.out) if args.out else None):
-        note = f"  (Otter failed: {score.error})" if score.error else ""
-        failed += bool(score.error)
-        sys.stdout.write(f"{score.student:<20} {score.points:g}/{score.max_points:g}{note}\n")
-    return 1 if failed else 0
+    return write_scores(grade(Path(args.autograder), [Path(p) for p in args.submissions],
+                              out=Path(args.out) if args.out else None),
+                        "Otter", sys.stdout)
 
 
 if __name__ == "__main__":
