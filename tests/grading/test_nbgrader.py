@@ -1,8 +1,10 @@
 """nbgrader grades the labs as `mqkit grade` does: a course from labs/_src, real tools, brokers.
 
 `mqkit build-labs --format nbgrader` writes the course; `nbgrader generate_assignment` releases
-it; four submissions per lab (solution, blank, partial, one that monkeypatches mqkit's checks
-in its kernel) go through `nbgrader autograde` in a namespace each, and through `mqkit grade`.
+it; five submissions per lab (solution, blank, partial, one that monkeypatches mqkit's checks
+in its kernel, one that fakes the verdict process there: tool_submissions.py) go through
+`nbgrader autograde` in a namespace each; `mqkit grade` grades the same code once a session
+(conftest.py).
 Lab 03 is the AMQP lab (with a hidden check from the instructor's file), lab 10 the MQTT lab.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,17 @@ import pytest
 
 from mqkit import cli
 from mqkit.admin import Admin
-from mqkit.authoring import render_notebook
-from mqkit.grading.grader import grade
 from mqkit.grading.nbgrader_course import autograde
-from tests.grading.test_grader import SANDBOX
+from tests.grading.tool_submissions import (
+    EXTRA,
+    LABS,
+    NAMES,
+    STUDENTS,
+    code_of,
+    mqkit_submissions,
+    student_notebook,
+    submissions,
+)
 from tests.helpers import require
 
 pytestmark = pytest.mark.integration
@@ -34,48 +42,6 @@ pytestmark = pytest.mark.integration
 def _needs_nbgrader() -> None:
     require(importlib.util.find_spec("nbgrader") is not None,
             "nbgrader is not installed (it is in the test extra: pip install -e '.[test]')")
-
-LABS = Path(__file__).resolve().parents[2] / "labs"
-EXTRA = Path(__file__).with_name("extra_checks.py")
-NAMES = {"03": "03-publish-consume", "10": "10-mqtt"}
-STUDENTS = ("blank", "faker", "partial", "patcher", "solution")
-#: Exercises the partial submission solves: some that a check grades, not all of them.
-PARTIAL = {"03": 1, "10": 2}
-
-# A submission that makes every check pass inside its kernel, proves the patch works there,
-# and shows which broker credentials its kernel holds.
-PATCH = """\
-import os
-import mqkit.grading
-from mqkit.grading import CheckResult, Status, get_check
-from mqkit.grading.registry import Check
-
-def _always(self, endpoints, **params):
-    return CheckResult(self.id, Status.PASSED, "patched", "", self.points, self.points)
-
-Check.run = _always
-Check.assert_passed = _always
-Check.self_check = _always
-mqkit.grading.self_check = lambda check, endpoints, **params: _always(get_check(check), None)
-print("in-kernel verdict:", get_check("{check}").assert_passed(None).status)
-print("kernel variables:", sorted(k for k in os.environ if k.startswith("MQKIT_")))
-print("kernel AMQP user:", os.environ.get("MQKIT_AMQP_URL", "").split("//")[1].split(":")[0])
-"""
-
-
-# A submission that makes a test cell's own verdict process pass, inside its kernel, by
-# replacing subprocess.run there: nbgrader's process takes the verdict, so it gains nothing.
-FAKE = """\
-import subprocess, sys
-
-class _Passed:
-    returncode, stdout, stderr = 0, "✔ passed  (faked)", ""
-
-subprocess.run = lambda *args, **kwargs: _Passed()
-print("in-kernel verdict process exit:",
-      subprocess.run([sys.executable, "-m", "mqkit.grading.verdict", "{check}"]).returncode)
-"""
-
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ,
@@ -93,11 +59,6 @@ def build(folder: Path, *extra: str) -> Path:
     for number in NAMES:
         nbgrader(folder, "generate_assignment", f"lab{number}")
     return folder
-
-
-def student_notebook(number: str) -> dict:
-    source = (LABS / "_src" / f"{NAMES[number]}.py").read_text(encoding="utf-8")
-    return json.loads(render_notebook(source, "student", NAMES[number], with_outputs=False))
 
 
 def without_nbgrader(cell: dict) -> dict:
@@ -170,54 +131,26 @@ def test_verdict_process_exit_codes(tmp_path) -> None:
     assert wrong_file.returncode == 2
 
 
-def submissions(course: Path, number: str) -> dict[str, nbformat.NotebookNode]:
-    """Solution, blank, partial (first exercises) and patcher, from the released notebook."""
-    blank = nbformat.read(course / "release" / f"lab{number}" / f"lab{number}.ipynb", 4)
-    answers = nbformat.read(course / "source" / f"lab{number}" / f"lab{number}.ipynb", 4)
-    exercises = [i for i, c in enumerate(blank.cells)
-                 if "exercise" in c.metadata.get("tags", [])]
-    assert len(exercises) >= 2
-
-    def solved(count: int) -> nbformat.NotebookNode:
-        notebook = nbformat.from_dict(json.loads(json.dumps(blank)))
-        for index in exercises[:count]:
-            notebook.cells[index].source = answers.cells[index].source
-        return notebook
-
-    patcher = solved(0)
-    first = f"{number}.all-acked" if number == "03" else f"{number}.retained-message"
-    patcher.cells.insert(0, nbformat.v4.new_code_cell(PATCH.replace("{check}", first),
-                                                      id="patch"))
-    faker = solved(0)
-    faker.cells.insert(0, nbformat.v4.new_code_cell(FAKE.replace("{check}", first), id="fake"))
-    return {"blank": blank, "faker": faker, "partial": solved(PARTIAL[number]),
-            "patcher": patcher, "solution": solved(len(exercises))}
-
-
 @pytest.fixture(scope="module", params=sorted(NAMES))
-def graded(request, course, brokers, tmp_path_factory):
-    """(lab, nbgrader's totals, mqkit grade's totals, seconds) for one lab."""
-    import time
-
+def graded(request, course, brokers, mqkit_totals):
+    """(lab, nbgrader's totals, mqkit grade's totals) for one lab."""
     number = request.param
     assignment = f"lab{number}"
-    inbox = tmp_path_factory.mktemp(f"mqkit-grade-{number}")
-    for student, notebook in submissions(course, number).items():
+    released = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", 4)
+    theirs = mqkit_submissions(number)
+    for student, notebook in submissions(released, number).items():
+        # mqkit grade's totals are of the same code, built from mqkit's student notebook.
+        assert code_of(notebook) == code_of(theirs[student])
         target = course / "submitted" / student / assignment / f"{assignment}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, target)
-        shutil.copy(target, inbox / f"{student}.ipynb")
-    start = time.monotonic()
     scores = autograde(course, assignment, students=STUDENTS, broker=brokers)
-    took = time.monotonic() - start
-    book = grade(number, sorted(inbox.glob("*.ipynb")), extra_checks=EXTRA, broker=brokers,
-                 sandbox=SANDBOX, timeout=60, workers=2)
     ours = {s.student: (s.points, s.max_points) for s in scores}
-    return number, ours, book.totals(), took
+    return number, ours, mqkit_totals(number)
 
 
 def test_nbgrader_totals_equal_mqkit_grade(graded) -> None:
-    _, nbgrader_totals, mqkit_totals, _ = graded
+    _, nbgrader_totals, mqkit_totals = graded
     assert sorted(nbgrader_totals) == list(STUDENTS)
     assert nbgrader_totals == {s: (float(p), float(m)) for s, (p, m) in mqkit_totals.items()}
     full = mqkit_totals["solution"][1]
@@ -226,7 +159,7 @@ def test_nbgrader_totals_equal_mqkit_grade(graded) -> None:
 
 
 def test_monkeypatching_the_checks_gains_nothing(graded, course) -> None:
-    number, nbgrader_totals, _, _ = graded
+    number, nbgrader_totals, _ = graded
     assert nbgrader_totals["patcher"] == nbgrader_totals["blank"]
     # The patch did work inside the kernel: a test calling the check there would have passed.
     path = course / "autograded" / "patcher" / f"lab{number}" / f"lab{number}.ipynb"
@@ -235,7 +168,7 @@ def test_monkeypatching_the_checks_gains_nothing(graded, course) -> None:
 
 
 def test_faking_the_verdict_process_gains_nothing(graded, course) -> None:
-    number, nbgrader_totals, _, _ = graded
+    number, nbgrader_totals, _ = graded
     assert nbgrader_totals["faker"] == nbgrader_totals["blank"]
     path = course / "autograded" / "faker" / f"lab{number}" / f"lab{number}.ipynb"
     notebook = nbformat.read(path, 4)

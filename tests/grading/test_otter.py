@@ -1,9 +1,11 @@
 """Otter grades the labs as `mqkit grade` does: assignments from labs/_src, real Otter, brokers.
 
 `mqkit build-labs --format otter` writes the master notebooks; `otter assign` makes the student
-notebook and the autograder zip; the four submissions of each lab (solution, blank, partial,
-monkeypatching) are graded by Otter's local mode, `otter run` (its `otter grade` needs Docker
-and Otter's image), in a namespace each, and by `mqkit grade`.
+notebook and the autograder zip; four submissions of each lab (solution, blank, partial,
+monkeypatching: tool_submissions.py) are graded by Otter's local mode, `otter run` (its `otter
+grade` needs Docker and Otter's image), in a namespace each; `mqkit grade` grades the same code
+once a session (conftest.py). Otter's test cells run in the student's kernel, so the submission
+that fakes the verdict process there is left out (docs/grading.md).
 """
 
 from __future__ import annotations
@@ -14,24 +16,21 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from mqkit import cli
-from mqkit.authoring import render_notebook
-from mqkit.grading.grader import grade
 from mqkit.grading.otter_assignment import grade as otter_grade
-from tests.grading.test_grader import SANDBOX
-from tests.grading.test_nbgrader import (
+from tests.grading.tool_submissions import (
     EXTRA,
     LABS,
     NAMES,
-    PARTIAL,
-    PATCH,
+    code_of,
+    mqkit_submissions,
     student_notebook,
+    submissions,
 )
 from tests.helpers import require
 
@@ -92,51 +91,29 @@ def test_hidden_test_stays_in_the_autograder(assignments) -> None:
     assert "hidden=True" in autograder
 
 
-def submissions(dist: Path, number: str) -> dict[str, nbformat.NotebookNode]:
-    """Solution, blank, partial and patcher, from Otter's student notebook."""
-    blank = nbformat.read(dist / "student" / f"lab{number}.ipynb", 4)
-    source = (LABS / "_src" / f"{NAMES[number]}.py").read_text(encoding="utf-8")
-    answers = nbformat.reads(render_notebook(source, "solution", NAMES[number],
-                                             with_outputs=False), 4)
-    exercises = [i for i, c in enumerate(blank.cells)
-                 if "exercise" in c.metadata.get("tags", [])]
-
-    def solved(count: int) -> nbformat.NotebookNode:
-        notebook = nbformat.from_dict(json.loads(json.dumps(blank)))
-        for index in exercises[:count]:
-            notebook.cells[index].source = answers.cells[index].source
-        return notebook
-
-    patcher = solved(0)
-    first = f"{number}.all-acked" if number == "03" else f"{number}.retained-message"
-    patcher.cells.insert(0, nbformat.v4.new_code_cell(PATCH.replace("{check}", first),
-                                                      id="patch"))
-    return {"blank": blank, "partial": solved(PARTIAL[number]), "patcher": patcher,
-            "solution": solved(len(exercises))}
-
-
 @pytest.fixture(scope="module", params=sorted(NAMES))
-def graded(request, assignments, brokers, tmp_path_factory):
-    """(lab, Otter's totals, mqkit grade's totals, results folder) for one lab."""
+def graded(request, assignments, brokers, mqkit_totals, tmp_path_factory):
+    """(lab, Otter's totals, mqkit grade's totals) for one lab."""
     number = request.param
     dist = assignments[number]
     inbox = tmp_path_factory.mktemp(f"otter-inbox-{number}")
-    for student, notebook in submissions(dist, number).items():
+    released = nbformat.read(dist / "student" / f"lab{number}.ipynb", 4)
+    theirs = mqkit_submissions(number)
+    for student, notebook in submissions(released, number, STUDENTS).items():
+        # mqkit grade's totals are of the same code, built from mqkit's student notebook.
+        assert code_of(notebook) == code_of(theirs[student])
         nbformat.write(notebook, inbox / f"{student}.ipynb")
     zips = sorted((dist / "autograder").glob("*.zip"))
     assert len(zips) == 1
     results = tmp_path_factory.mktemp(f"otter-results-{number}")
-    start = time.monotonic()
     scores = otter_grade(zips[0], sorted(inbox.glob("*.ipynb")), broker=brokers, out=results)
-    took = time.monotonic() - start
     shutil.copytree(inbox, results / "inbox")
-    book = grade(number, sorted(inbox.glob("*.ipynb")), extra_checks=EXTRA, broker=brokers,
-                 sandbox=SANDBOX, timeout=60, workers=2)
-    return number, {s.student: (s.points, s.max_points) for s in scores}, book.totals(), took
+    ours = {s.student: (s.points, s.max_points) for s in scores}
+    return number, ours, {s: mqkit_totals(number)[s] for s in STUDENTS}
 
 
 def test_otter_totals_equal_mqkit_grade(graded) -> None:
-    _, otter_totals, mqkit_totals, _ = graded
+    _, otter_totals, mqkit_totals = graded
     assert sorted(otter_totals) == list(STUDENTS)
     assert otter_totals == {s: (float(p), float(m)) for s, (p, m) in mqkit_totals.items()}
     full = mqkit_totals["solution"][1]
@@ -145,7 +122,7 @@ def test_otter_totals_equal_mqkit_grade(graded) -> None:
 
 
 def test_monkeypatching_the_checks_gains_nothing(graded) -> None:
-    _, otter_totals, _, _ = graded
+    _, otter_totals, _ = graded
     assert otter_totals["patcher"] == otter_totals["blank"]
 
 
