@@ -135,6 +135,7 @@ def test_verdict_process_exit_codes(tmp_path) -> None:
 def graded(request, course, brokers, mqkit_totals):
     """(lab, nbgrader's totals, mqkit grade's totals) for one lab."""
     number = request.param
+    mqkit_totals.start(number)  # graded meanwhile, one notebook at a time, as nbgrader does
     assignment = f"lab{number}"
     released = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", 4)
     theirs = mqkit_submissions(number)
