@@ -11,6 +11,11 @@ one CSV row per submission and check plus a total row per student, and a Markdow
 file per student. Rows are sorted and carry no timestamps, so grading the same files again
 gives the same bytes.
 
+The brokers are checked before and after every submission (:class:`BrokerWatch`). When one
+died meanwhile, the grader starts it again through the backend that runs it, and grades
+again every submission whose run overlapped the death (at most :data:`MAX_REGRADES` times
+each); the gradebook's summary and the affected rows say so.
+
 Example:
     >>> from mqkit.grading.grader import grade                     # doctest: +SKIP
     >>> gradebook = grade("02", sorted(Path("inbox").glob("*.ipynb")),
@@ -28,12 +33,15 @@ import logging
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mqkit.endpoints import Endpoints
-from mqkit.exceptions import ConfigError, MQKitError
+from mqkit.exceptions import BrokerConnectionError, BrokerNotRunning, ConfigError, MQKitError
 from mqkit.grading.registry import (
     GRADER_RUNS_CHECKS,
     Check,
@@ -45,6 +53,9 @@ from mqkit.grading.registry import (
 )
 from mqkit.grading.runner import RunReport, run_notebook
 from mqkit.grading.sandbox import NoSandbox, Sandbox, choose_sandbox
+
+if TYPE_CHECKING:
+    from mqkit.brokers.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +89,8 @@ class SubmissionResult:
         vhost: the vhost the submission ran in (not written to the gradebook).
         sandbox: the sandbox its kernel ran in (``docker``, ``user``, ``none``).
         leftovers: its processes still running after the run, which the sandbox killed.
+        regraded: why it was graded again ('' when it was graded once): a broker died
+            during an earlier run.
     """
 
     submission: Submission
@@ -88,6 +101,7 @@ class SubmissionResult:
     vhost: str = ""
     sandbox: str = "none"
     leftovers: int = 0
+    regraded: str = ""
 
     @property
     def points(self) -> int:
@@ -101,11 +115,49 @@ class SubmissionResult:
 
 
 @dataclass
+class BrokerIncident:
+    """A grading broker found dead (or restarted by someone else) during a grading run.
+
+    Attributes:
+        brokers: the brokers' names (``RabbitMQ``, ``Mosquitto``).
+        last_seen: when a check last found them running (seconds since the epoch).
+        noticed: when the grader found them down.
+        noticed_after: the student whose run had just ended then ('' before a run).
+        restart_seconds: how long the grader's restart took (``None``: it was not the
+            grader's restart, something else had started them again).
+        regraded: the students graded again because their run overlapped it.
+    """
+
+    brokers: tuple[str, ...]
+    last_seen: float
+    noticed: float
+    noticed_after: str = ""
+    restart_seconds: float | None = None
+    regraded: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One sentence for the summary."""
+        names = " and ".join(self.brokers)
+        when = f"between {_clock(self.last_seen)} and {_clock(self.noticed)} UTC"
+        if self.noticed_after:
+            when += f", noticed after {self.noticed_after}'s run"
+        done = ("restarted by something else" if self.restart_seconds is None
+                else f"restarted in {self.restart_seconds:.1f} s")
+        again = ", ".join(sorted(set(self.regraded))) or "none"
+        return f"{names} died during grading ({when}); {done}; re-graded: {again}"
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
+@dataclass
 class Gradebook:
-    """Every submission's result, sorted by student."""
+    """Every submission's result, sorted by student, and the brokers' deaths meanwhile."""
 
     lab: str
     submissions: list[SubmissionResult] = field(default_factory=list)
+    incidents: list[BrokerIncident] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, str]]:
         """The CSV rows: each check of each student, then the student's total."""
@@ -123,6 +175,8 @@ class Gradebook:
                 left = (f"{item.leftovers} process(es) it started were still running after "
                         "the run and were killed")
                 reason = f"{reason}; {left}" if reason else left
+            if item.regraded:
+                reason = f"{reason}; {item.regraded}" if reason else item.regraded
             rows.append({"student": student, "lab": self.lab, "check": _TOTAL,
                          "points": str(item.points), "max_points": str(item.max_points),
                          "status": item.run.outcome, "message": reason,
@@ -362,13 +416,22 @@ class _CheckAfterCell:
         return [self.results.get(c.id) or self._run(c) for c in self.settings.checks]
 
 
-def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
-    """Grade one submission in a namespace of its own; never raises for the notebook's sake."""
+def grade_one(submission: Submission, settings: Settings, *,
+              watch: BrokerWatch | None = None) -> SubmissionResult:
+    """Grade one submission in a namespace of its own; never raises for the notebook's sake.
+
+    Args:
+        submission: whose notebook.
+        settings: how to grade.
+        watch: told which vhosts this run makes and removes, so it can remove the ones a
+            dead broker kept once it runs again.
+    """
     from mqkit.grading.namespace import Namespace
 
     space = Namespace.create(settings.broker, submission.student,
                              with_mqtt=settings.with_mqtt,
-                             mosquitto_binary=settings.mosquitto_binary)
+                             mosquitto_binary=settings.mosquitto_binary,
+                             on_created=watch.created if watch is not None else None)
     try:
         ports = [space.endpoints.amqp.port, space.endpoints.mqtt.port]
         if space.endpoints.management is not None:
@@ -385,6 +448,8 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
             results = checker.finish()
     finally:
         space.close()
+        if watch is not None and space.is_removed:
+            watch.removed(space.vhost)
     log.info("graded %s: %s", submission.student,
              ", ".join(f"{r.check_id}={r.points}/{r.max_points}" for r in results))
     return SubmissionResult(submission, settings.lab, results, run, settings.hidden,
@@ -392,9 +457,13 @@ def grade_one(submission: Submission, settings: Settings) -> SubmissionResult:
 
 
 def _failed_to_grade(submission: Submission, settings: Settings,
-                     exc: BaseException) -> SubmissionResult:
+                     exc: BaseException | str) -> SubmissionResult:
     """A result for a submission the grader itself could not grade (broker trouble)."""
-    text = f"grading failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if isinstance(exc, str):
+        text = exc
+    else:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        text = f"grading failed: {type(exc).__name__}: {first}"
     results = [CheckResult(c.id, Status.ERROR, "not checked: the grader failed", "", 0, c.points)
                for c in settings.checks]
     return SubmissionResult(submission, settings.lab, results,
@@ -402,12 +471,227 @@ def _failed_to_grade(submission: Submission, settings: Settings,
                             sandbox=settings.sandbox.name)
 
 
-def _grade_safely(submission: Submission, settings: Settings) -> SubmissionResult:
+def _grade_safely(submission: Submission, settings: Settings,
+                  watch: BrokerWatch | None = None) -> SubmissionResult:
     try:
-        return grade_one(submission, settings)
+        return grade_one(submission, settings, watch=watch)
     except Exception as exc:
         log.error("could not grade %s: %r", submission.student, exc)
         return _failed_to_grade(submission, settings, exc)
+
+
+# -- brokers that die during a run -----------------------------------------------------------
+
+#: How many times one submission is graded again because a broker died during its run.
+MAX_REGRADES = 2
+#: How many times one grading run restarts its brokers before it gives up on them.
+MAX_RESTARTS = 5
+
+_TITLES = {"rabbitmq": "RabbitMQ", "mosquitto": "Mosquitto"}
+
+
+class BrokerWatch:
+    """Notices when the grading brokers die, starts them again, and counts the restarts.
+
+    Every submission is graded between two :meth:`check` calls. Each restart (or a restart
+    someone else made) starts a new *epoch*; a submission whose two checks saw different
+    epochs overlapped a death and is graded again. A brokers' backend that mqkit runs
+    (process, docker) tells whether each broker runs and revives a dead one with its data,
+    ports and users; an external broker is only probed, and its death ends the run.
+
+    Args:
+        broker: the brokers' endpoints (an administrator's).
+        backend: the backend that runs them, or ``None`` when mqkit does not (external).
+        brokers: which brokers the submissions use (``rabbitmq``, and ``mosquitto`` when the
+            submissions share the instructor's).
+    """
+
+    def __init__(self, broker: Endpoints, backend: Backend | None,
+                 brokers: Sequence[str] = ("rabbitmq",)) -> None:
+        self.broker, self.backend, self.brokers = broker, backend, tuple(brokers)
+        self.epoch = 0
+        self.incidents: list[BrokerIncident] = []
+        self._lock = threading.Lock()
+        self._last_good = time.time()
+        self._seen: dict[str, str] = {}
+        self._vhosts: set[str] = set()
+        self._down()  # what runs now, to tell a later restart by someone else
+
+    # -- the namespaces of this run -----------------------------------------------------
+
+    def created(self, vhost: str) -> None:
+        """A submission's vhost is being made."""
+        with self._lock:
+            self._vhosts.add(vhost)
+
+    def removed(self, vhost: str) -> None:
+        """A submission's vhost is gone."""
+        with self._lock:
+            self._vhosts.discard(vhost)
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove the vhosts and users this run made and could not remove; return them.
+
+        A broker killed mid-run keeps the vhosts it had (they are durable), while the
+        grader's attempt to delete them failed. Called with the broker running again.
+        """
+        from mqkit.admin import Admin
+
+        removed = []
+        for vhost in sorted(self._vhosts):
+            try:
+                Admin(self.broker).delete_namespace(vhost, vhost, reason="grading finished")
+            except MQKitError as exc:
+                log.warning("could not remove grading namespace %s: %s", vhost, exc.message)
+                continue
+            self._vhosts.discard(vhost)
+            removed.append(vhost)
+        if removed:
+            log.info("removed %d grading namespace(s) a dead broker had kept: %s",
+                     len(removed), ", ".join(removed))
+        return removed
+
+    # -- health ----------------------------------------------------------------------------
+
+    def check(self, after: str = "") -> int:
+        """Make sure the brokers run, restarting them if one died; return the epoch.
+
+        Args:
+            after: the student whose run just ended ('' before a run), for the report.
+
+        Raises:
+            BrokerNotRunning: a broker died and cannot be started again (mqkit does not run
+                it, its restart failed, or it died :data:`MAX_RESTARTS` times already).
+        """
+        with self._lock:
+            down, restarted = self._down()
+            if down:
+                self._revive(down, after)
+            elif restarted:
+                log.warning("%s restarted during grading (not by the grader)",
+                            " and ".join(restarted))
+                self.epoch += 1
+                self.incidents.append(BrokerIncident(tuple(restarted), self._last_good,
+                                                     time.time(), after))
+            self._last_good = time.time()
+            return self.epoch
+
+    def regrading(self, since: int, student: str) -> None:
+        """Record that ``student``, graded from epoch ``since`` on, is graded again."""
+        with self._lock:
+            for incident in self.incidents[since:]:
+                incident.regraded.append(student)
+
+    def _down(self) -> tuple[list[str], list[str]]:
+        """The brokers that are down, and those that run but were restarted since."""
+        if self.backend is None:
+            return self._probe(), []
+        try:
+            statuses = {s.broker: s for s in self.backend.status() if s.broker in self.brokers}
+        except MQKitError as exc:
+            log.warning("could not tell whether the brokers run: %s", exc.message)
+            return [_TITLES[name] for name in self.brokers], []
+        down = [_TITLES[name] for name in self.brokers
+                if name not in statuses or not statuses[name].is_running]
+        # A new pid or container state while running: restarted by someone else.
+        restarted = [_TITLES[name] for name, status in statuses.items()
+                     if status.is_running and self._seen.get(name, status.detail)
+                     != status.detail]
+        self._seen = {name: status.detail for name, status in statuses.items()}
+        return down, restarted
+
+    def _probe(self) -> list[str]:
+        from mqkit.brokers.readiness import probe_amqp_url, probe_management, probe_mqtt
+
+        down = []
+        try:
+            probe_amqp_url(self.broker.amqp_url, timeout=5.0)
+            if self.broker.management is not None:
+                probe_management(self.broker.management, timeout=5.0)
+        except BrokerConnectionError:
+            down.append("RabbitMQ")
+        if "mosquitto" in self.brokers:
+            try:
+                probe_mqtt(self.broker.mqtt, timeout=5.0)
+            except BrokerConnectionError:
+                down.append("Mosquitto")
+        return down
+
+    def _revive(self, down: list[str], after: str) -> None:
+        noticed = time.time()
+        names = " and ".join(down)
+        where = f"noticed after {after}'s run" if after else "noticed before a run"
+        if self.backend is None:
+            raise BrokerNotRunning(
+                f"{names} stopped answering during grading ({where}), and mqkit does not run "
+                f"it ({self.broker.backend} backend), so it cannot start it again.",
+                hint="Have the broker started again, then grade again; no gradebook was "
+                     "written.")
+        if len(self.incidents) >= MAX_RESTARTS:
+            raise BrokerNotRunning(
+                f"{names} died again during grading ({where}), after {MAX_RESTARTS} restarts "
+                "in this run.",
+                hint="Look at the broker's logs (`mqkit logs rabbitmq`); a submission graded "
+                     "with --sandbox none may be killing it.")
+        log.warning("%s died during grading (%s); starting it again", names, where)
+        began = time.monotonic()
+        try:
+            self.backend.start()
+        except MQKitError as exc:
+            raise BrokerNotRunning(
+                f"{names} died during grading ({where}) and could not be started again: "
+                f"{exc.message}", hint=exc.hint or "See `mqkit logs rabbitmq`.") from exc
+        self.epoch += 1
+        self.incidents.append(BrokerIncident(tuple(down), self._last_good, noticed, after,
+                                             time.monotonic() - began))
+        self._down()  # the revived brokers' pids are the ones to compare with from now on
+        self.remove_leftovers()
+
+
+def _grade_watched(submission: Submission, settings: Settings,
+                   watch: BrokerWatch) -> SubmissionResult:
+    """Grade a submission, again when a broker died during its run (bounded)."""
+    student = submission.student
+    for attempt in range(1 + MAX_REGRADES):
+        epoch = watch.check()
+        result = _grade_safely(submission, settings, watch)
+        now = watch.check(after=student)
+        if now == epoch:
+            if attempt:
+                names = _names(i for i in watch.incidents if student in i.regraded)
+                runs = "its first run" if attempt == 1 else f"each of its first {attempt} runs"
+                result.regraded = f"graded again: {names} died during {runs} and was restarted"
+            return result
+        if attempt < MAX_REGRADES:
+            watch.regrading(epoch, student)
+            log.warning("grading %s again: a broker died during its run", student)
+    names = _names(watch.incidents[epoch:now])
+    log.error("not grading %s again: a broker died during each of its %d runs", student,
+              1 + MAX_REGRADES)
+    return _failed_to_grade(submission, settings,
+                            f"not graded: {names} died during each of its "
+                            f"{1 + MAX_REGRADES} runs")
+
+
+def _names(incidents: Iterable[BrokerIncident]) -> str:
+    return " and ".join(sorted({name for incident in incidents for name in incident.brokers}))
+
+
+def _backend_of(broker: Endpoints) -> Backend | None:
+    """The backend that runs ``broker`` on this machine (to revive it), else ``None``."""
+    from mqkit.brokers.launcher import MANAGED, get_backend
+    from mqkit.config import Settings as MQKitSettings
+
+    if broker.backend not in MANAGED:
+        return None
+    try:
+        backend = get_backend(broker.backend, MQKitSettings.from_env(backend=broker.backend))
+        running = backend.running() if backend.has_state() else None
+    except MQKitError as exc:
+        log.info("the %s backend cannot be asked about its brokers: %s", broker.backend,
+                 exc.message)
+        return None
+    return backend if running is not None and running.amqp_url == broker.amqp_url else None
 
 
 # -- the batch -------------------------------------------------------------------------------
@@ -435,7 +719,7 @@ def grade(
     timeout: float = 60.0,
     total_timeout: float | None = None,
     extra_checks: str | Path | Iterable[Check] | None = None,
-    broker: Endpoints | None = None,
+    broker: Endpoints | Backend | None = None,
     isolate_mqtt: bool | None = None,
     hint_level: int = 1,
     sandbox: str | Sandbox = "auto",
@@ -453,7 +737,11 @@ def grade(
         total_timeout: seconds a notebook may run (default: ``5 × timeout``).
         extra_checks: a Python file with the instructor's hidden checks (executed once,
             here), or the checks :func:`load_extra_checks` already loaded from one.
-        broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
+        broker: the instructor's brokers (default: :func:`mqkit.start_brokers`), or the
+            backend that runs them (started here). When mqkit runs them (a backend given,
+            or endpoints of the process or docker brokers of this machine), a broker that
+            dies during the run is started again and the submissions it affected are
+            graded again; an external broker's death ends the run.
         isolate_mqtt: give each submission its own Mosquitto (the default, for every lab:
             ``False`` hands the notebook your Mosquitto's URL with its credentials, so only
             for notebooks you trust).
@@ -470,15 +758,25 @@ def grade(
     Raises:
         ConfigError: unknown lab, missing files, duplicate students, a bad checks file.
         SandboxUnavailable: the sandbox asked for cannot run here.
+        BrokerNotRunning: a broker died during the run and could not be started again.
     """
+    from mqkit.brokers.base import Backend
+
     lab = normalize_lab(lab)
     # Before any broker work: an unknown lab or a bad checks file fails early.
     checks, hidden = lab_checks(lab, extra_checks)
     items = collect(lab, submissions)
-    if broker is None:
-        from mqkit.brokers.launcher import start_brokers
+    backend: Backend | None
+    if isinstance(broker, Backend):
+        backend, broker = broker, broker.start()
+        if not backend.manages_brokers:
+            backend = None
+    else:
+        if broker is None:
+            from mqkit.brokers.launcher import start_brokers
 
-        broker = start_brokers()
+            broker = start_brokers()
+        backend = _backend_of(broker)
     if not broker.management_url:
         raise ConfigError("Grading needs the RabbitMQ management API (to create vhosts).",
                           hint="Use brokers mqkit starts, or set MQKIT_MANAGEMENT_URL to an "
@@ -492,15 +790,19 @@ def grade(
                         tuple(checks), hidden, with_mqtt,
                         MQKitSettings.from_env().mosquitto_binary, max(1, int(hint_level)),
                         confiner)
+    watch = BrokerWatch(broker, backend, ("rabbitmq",) if with_mqtt else
+                        ("rabbitmq", "mosquitto"))
     try:
         if workers <= 1 or len(items) <= 1:
-            results = [_grade_safely(item, settings) for item in items]
+            results = [_grade_watched(item, settings, watch) for item in items]
         else:
-            results = _grade_parallel(items, settings, workers)
+            results = _grade_parallel(items, settings, workers, watch)
     finally:
         if not isinstance(sandbox, Sandbox):
             confiner.close()
-    gradebook = Gradebook(lab, sorted(results, key=lambda r: r.submission.student))
+        watch.remove_leftovers()
+    gradebook = Gradebook(lab, sorted(results, key=lambda r: r.submission.student),
+                          watch.incidents)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(gradebook.to_csv(), encoding="utf-8")
@@ -509,19 +811,25 @@ def grade(
     return gradebook
 
 
-def _grade_parallel(items: list[Submission], settings: Settings,
-                    workers: int) -> list[SubmissionResult]:
+def _grade_parallel(items: list[Submission], settings: Settings, workers: int,
+                    watch: BrokerWatch) -> list[SubmissionResult]:
     # Threads suffice: the work happens in the kernel processes and the brokers; each thread
     # drives its own kernel (nbclient runs an event loop per thread) in its own namespace.
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                thread_name_prefix="mqkit-grade") as pool:
-        futures = {pool.submit(_grade_safely, item, settings): item for item in items}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                results.append(future.result())
-            except Exception as exc:  # a worker process that died
-                results.append(_failed_to_grade(futures[future], settings, exc))
+        futures = {pool.submit(_grade_watched, item, settings, watch): item for item in items}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    results.append(future.result())
+                except BrokerNotRunning:
+                    raise  # the brokers are gone for good: grading the rest is pointless
+                except Exception as exc:  # a worker process that died
+                    results.append(_failed_to_grade(futures[future], settings, exc))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return results
 
 
@@ -536,6 +844,9 @@ def feedback_markdown(item: SubmissionResult) -> str:
     """One student's feedback: total, how the notebook ran, and each check with its hint."""
     lines = [f"# Lab {item.lab} — feedback for {item.submission.student}", "",
              f"**Score: {item.points} / {item.max_points}**", ""]
+    if item.regraded:
+        lines += ["The grader's broker stopped while your notebook ran; it was started again "
+                  "and your notebook graded again from the start. This is that last run.", ""]
     run = item.run
     if run.outcome == "completed":
         lines.append(f"Your notebook ran to the end ({run.code_cells} code cells).")
@@ -577,10 +888,14 @@ def write_feedback(gradebook: Gradebook, folder: str | Path) -> list[Path]:
 
 
 def summary_lines(gradebook: Gradebook) -> list[str]:
-    """One line per student for the command line: total and how the notebook ran."""
+    """Lines for the command line: each student's total and how the notebook ran.
+
+    Then one line per broker death during the run: when, the restart, who was graded again.
+    """
     lines = []
     for item in gradebook.submissions:
-        note = f"  ({item.run.reason})" if item.run.reason else ""
+        reasons = "; ".join(filter(None, (item.run.reason, item.regraded)))
+        note = f"  ({reasons})" if reasons else ""
         lines.append(f"{item.submission.student:<20} {item.points:>3}/{item.max_points:<3} "
                      f"{item.run.outcome}{note}")
-    return lines
+    return lines + [incident.line() for incident in gradebook.incidents]

@@ -19,6 +19,7 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -103,17 +104,20 @@ class Namespace:
         vhost: the RabbitMQ virtual host (also the user name).
         endpoints: AMQP URL with the scoped user and vhost, the own Mosquitto's URL, and the
             management URL with the scoped user (``backend`` is ``external``).
+        is_removed: True once :meth:`close` deleted the vhost and the user.
     """
 
     vhost: str
     endpoints: Endpoints
     admin: Admin = field(repr=False)
     mosquitto: SubmissionMosquitto | None = field(default=None, repr=False)
+    is_removed: bool = field(default=False, repr=False)
 
     @classmethod
     def create(cls, broker: Endpoints, label: str, *, with_mqtt: bool = True,
                mosquitto_binary: str = "mosquitto",
-               limits: Limits = GRADING_LIMITS) -> Namespace:
+               limits: Limits = GRADING_LIMITS,
+               on_created: Callable[[str], None] | None = None) -> Namespace:
         """Create a fresh vhost and user on ``broker``'s RabbitMQ (and start a Mosquitto).
 
         Args:
@@ -124,11 +128,15 @@ class Namespace:
                 instructor's MQTT URL (for labs that do not use MQTT).
             mosquitto_binary: the Mosquitto executable.
             limits: the vhost limits and queue caps of the submission.
+            on_created: called with the vhost's name before it is made, so a caller can
+                remove it later even when this call fails half-way (the broker died).
         """
         admin = Admin(broker)
         name = f"grade-{_slug(label)}-{secrets.token_hex(4)}"
         password = new_password()
         space = cls(name, broker, admin)
+        if on_created is not None:
+            on_created(name)
         try:
             provision(admin, name, name, password, limits,
                       description=f"mqkit grading of {label}")
@@ -159,11 +167,13 @@ class Namespace:
         """Close the user's connections, delete the vhost and the user, stop Mosquitto."""
         try:
             self.admin.delete_namespace(self.vhost, self.vhost, reason="grading finished")
+            self.is_removed = True
         except Exception as exc:  # cleanup goes on: report, do not stop the batch
             log.warning("could not clean up grading namespace %s: %s", self.vhost, exc)
         if self.mosquitto is not None:
             self.mosquitto.stop()
-        log.info("removed grading namespace %s", self.vhost)
+        if self.is_removed:
+            log.info("removed grading namespace %s", self.vhost)
 
     def __enter__(self) -> Namespace:
         return self
