@@ -389,12 +389,23 @@ def _ensure_user(name: str) -> tuple[int, int]:
 
 
 def processes_of(uid: int) -> list[int]:
-    """The pids of every live process whose real or effective uid is ``uid``."""
+    """The pids of every live process of ours whose real or effective uid is ``uid``.
+
+    *Ours*: in the grader's own control groups, which every process a submission starts
+    inherits and cannot leave (moving needs write access to a root-owned ``cgroup.procs``).
+    A container's processes live in the container's cgroups, and their uids are numbers
+    from the image: seen here, Debian sid's ``mosquitto`` user is uid 995 and the official
+    RabbitMQ image's ``rabbitmq`` is 999, the uids ``useradd --system`` gave two grader
+    slots. Without this test the sweep killed a Mosquitto container of that uid.
+    """
     found = []
+    ours = _cgroups("self")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            if _cgroups(entry.name) != ours:
+                continue
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("Uid:"):
                     real, effective = (int(part) for part in line.split()[1:3])
@@ -406,6 +417,11 @@ def processes_of(uid: int) -> list[int]:
         except (OSError, ValueError):
             continue  # the process ended while we looked
     return found
+
+
+def _cgroups(pid: str) -> str:
+    """``/proc/PID/cgroup`` (raises ``OSError`` when the process is gone)."""
+    return Path(f"/proc/{pid}/cgroup").read_text()
 
 
 def _parent(pid: int) -> int | None:

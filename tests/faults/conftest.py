@@ -1,22 +1,33 @@
-"""Brokers of their own for the fault scenarios: these get restarted and killed.
+"""Brokers for the fault scenarios, on the process backend and the newest broker line.
 
-``fault_backend`` is parametrized over the process backend and, marked ``docker``, the docker
-backend (host networking, images from ``MQKIT_TEST_RABBITMQ_IMAGE`` /
-``MQKIT_TEST_MOSQUITTO_IMAGE`` as set by ``scripts/broker-images.sh``). On the docker backend
-``kill`` is a SIGKILL of the container and ``restart`` is ``docker restart``. A missing
-engine or image skips on a laptop and fails in CI (``require``).
+Every scenario runs on RabbitMQ 3.10 / Mosquitto 2.0.11 (process backend) and on the newest
+line, RabbitMQ 4.3 / Mosquitto 2.1 in Docker (``tests/lines.py``, reach ``full``;
+``make test-matrix``: every line). A test's id names where it ran (``[docker-4.3]``).
+
+- ``brokers`` (overriding the session's): shared per line, never restarted or killed here.
+- ``fault_backend`` / ``faulty``: brokers of their own that scenarios restart and kill. On
+  the docker backend ``kill`` is a SIGKILL of the container and ``restart`` is
+  ``docker restart``. A missing engine or image skips on a laptop and fails in CI
+  (``require``).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tests.lines import backend_params, make_line_backend
 
-@pytest.fixture(scope="session",
-                params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+
+@pytest.fixture(scope="module", params=backend_params("full"))
+def brokers(request: pytest.FixtureRequest, line_backends):
+    """The shared brokers of one line: do not restart or kill them; use unique names."""
+    return line_backends(request.param).start()
+
+
+@pytest.fixture(scope="session", params=backend_params("full"))
 def fault_backend(request: pytest.FixtureRequest, broker_factory):
     """A backend in its own state directory, never the shared ``brokers``."""
-    backend = broker_factory(request.param)
+    backend = make_line_backend(broker_factory, request.param)
     yield backend
     backend.stop()
 
