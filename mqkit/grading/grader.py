@@ -486,6 +486,8 @@ def _grade_safely(submission: Submission, settings: Settings,
 MAX_REGRADES = 2
 #: How many times one grading run restarts its brokers before it gives up on them.
 MAX_RESTARTS = 5
+#: Probes of an external broker before it counts as dead, and the seconds between them.
+PROBE_ATTEMPTS, PROBE_PAUSE = 3, 2.0
 
 _TITLES = {"rabbitmq": "RabbitMQ", "mosquitto": "Mosquitto"}
 
@@ -601,6 +603,17 @@ class BrokerWatch:
         return down, restarted
 
     def _probe(self) -> list[str]:
+        # Only a broker that stays silent counts as dead: a busy one may miss one probe, and
+        # a false alarm here would end the grading run.
+        for _ in range(PROBE_ATTEMPTS - 1):
+            down = self._probe_once()
+            if not down:
+                return []
+            log.info("%s did not answer a probe; asking again", " and ".join(down))
+            time.sleep(PROBE_PAUSE)
+        return self._probe_once()
+
+    def _probe_once(self) -> list[str]:
         from mqkit.brokers.readiness import probe_amqp_url, probe_management, probe_mqtt
 
         down = []
@@ -623,8 +636,8 @@ class BrokerWatch:
         where = f"noticed after {after}'s run" if after else "noticed before a run"
         if self.backend is None:
             raise BrokerNotRunning(
-                f"{names} stopped answering during grading ({where}), and mqkit does not run "
-                f"it ({self.broker.backend} backend), so it cannot start it again.",
+                f"{names} stopped answering during grading ({where}); no backend of mqkit's "
+                "runs it here, so the grader cannot start it again.",
                 hint="Have the broker started again, then grade again; no gradebook was "
                      "written.")
         if len(self.incidents) >= MAX_RESTARTS:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from mqkit.admin import Admin
+from mqkit.exceptions import BrokerNotRunning
 from mqkit.grading.grader import grade, lab_checks, summary_lines
 from tests.grading import submissions
 
@@ -186,3 +187,30 @@ def test_a_killed_broker_is_restarted_and_the_affected_submissions_graded_again(
     record_property("seconds", round(time.monotonic() - began, 1))
     record_property("restart_seconds", round(incident.restart_seconds, 1))
     record_property("regraded", ",".join(sorted(regraded)))
+
+
+def test_a_broker_the_grader_cannot_restart_ends_the_run_with_a_clear_error(own_brokers,
+                                                                             tmp_path):
+    # Endpoints alone, of brokers that no backend of this machine's settings runs: to the
+    # grader an external broker, which mqkit never starts.
+    endpoints = own_brokers.running()
+    paths = submissions.write(tmp_path / "in", "01", {
+        "bob": submissions.notebook(submissions.WORK, HOLD),
+        "carol": submissions.notebook(submissions.WORK)})
+    killer = Killer(own_brokers, "bob").start()
+    try:
+        with pytest.raises(BrokerNotRunning) as raised:
+            grade("01", paths, out=tmp_path / "grades.csv", broker=endpoints, workers=1,
+                  timeout=30, sandbox="none")
+    finally:
+        killer.stop.set()
+        killer.thread.join(10)
+    assert killer.killed, "the broker was never killed during bob's run"
+    assert raised.value.message == (
+        "RabbitMQ stopped answering during grading (noticed after bob's run); no backend of "
+        "mqkit's runs it here, so the grader cannot start it again.")
+    assert raised.value.hint.startswith("Have the broker started again, then grade again")
+    assert not (tmp_path / "grades.csv").exists()
+    assert not alive(killer.killed[0])
+    assert [cmd for _pid, cmd in descendants() if "mqkit-grade" in cmd
+            or "ipykernel" in cmd] == []
