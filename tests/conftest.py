@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.helpers import make_backend
-from tests.lines import backend_params, make_line_backend
+from tests.lines import line_brokers_fixture, make_line_backend
 
 
 @pytest.fixture(autouse=True)
@@ -83,11 +83,7 @@ def line_backends(request: pytest.FixtureRequest, broker_factory):
     return get
 
 
-@pytest.fixture(scope="module", params=backend_params("wide"))
-def wide_brokers(request: pytest.FixtureRequest, line_backends):
-    """Endpoints on the process backend and on every line of ``MQKIT_TEST_BROKER_LINES``.
-
-    For modules whose results may depend on the broker's version (the routing properties):
-    each of their tests runs once per line, and its id says which (``[docker-4.3]``).
-    """
-    return line_backends(request.param).start()
+#: Endpoints on the process backend and on every line of ``MQKIT_TEST_BROKER_LINES``, for
+#: modules whose results may depend on the broker's version (the routing properties): each
+#: of their tests runs once per line, and its id says which (``[docker-4.3]``).
+wide_brokers = line_brokers_fixture("wide", name="wide_brokers")

@@ -101,3 +101,18 @@ def make_line_backend(broker_factory, param, *, start: bool = True):
     if param == "process":
         return broker_factory("process", start=start)
     return broker_factory("docker", start=start, **param.settings())
+
+
+def line_brokers_fixture(reach: str, name: str = "brokers"):
+    """A module-scoped ``brokers`` fixture that runs a module's tests once per line of ``reach``.
+
+    Assign it in a test module or conftest (``brokers = line_brokers_fixture("full")``) to
+    override the session's process-only ``brokers``: each line's brokers are shared (the
+    session fixture ``line_backends``), never restarted or killed.
+    """
+
+    @pytest.fixture(scope="module", params=backend_params(reach), name=name)
+    def line_brokers(request: pytest.FixtureRequest, line_backends):
+        return line_backends(request.param).start()
+
+    return line_brokers

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lines import backend_params, make_line_backend
+from tests.lines import backend_params, line_brokers_fixture, make_line_backend
 
-
-@pytest.fixture(scope="module", params=backend_params("full"))
-def brokers(request: pytest.FixtureRequest, line_backends):
-    """The shared brokers of one line: do not restart or kill them; use unique names."""
-    return line_backends(request.param).start()
+#: The shared brokers of one line: do not restart or kill them; use unique names.
+brokers = line_brokers_fixture("full")
 
 
 @pytest.fixture(scope="session", params=backend_params("full"))
