@@ -16,9 +16,11 @@ with Run > Run All Cells. When nothing is queued or running any more and the ker
   shows ``restarting…`` and then both brokers running again.
 
 The kernels use brokers of this module's own (``MQKIT_STATE_DIR``), which the BrokerPanel
-may restart. By default the student notebooks with widgets run (what CI runs);
-``MQKIT_TEST_BROWSER_ALL=1`` (``make test-browser-all``) runs every student and solution
-notebook. Screenshots and ``timings.txt`` go to ``test-artifacts/browser/labs/``.
+may restart: on the process backend, and for labs 00 and 07 on the newest broker line too
+(RabbitMQ 4.3 / Mosquitto 2.1 in Docker, ``tests/lines.py``). By default the student
+notebooks with widgets run (what CI runs); ``MQKIT_TEST_BROWSER_ALL=1`` (``make
+test-browser-all``) runs every student and solution notebook, and ``make test-matrix`` every
+selected notebook on every line. Screenshots and ``timings.txt`` go to ``test-artifacts/browser/labs/``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from tests.browser.notebook_page import (
     run_all_cells,
     wait_until_run_done,
 )
+from tests.labs.conftest import backend_environment
+from tests.lines import backend_params, is_matrix, make_line_backend
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -98,6 +102,25 @@ def selected() -> list[tuple[str, Lab]]:
 
 
 NOTEBOOKS = selected()
+#: Labs whose Run All also runs on the newest line (RabbitMQ 4.3 / Mosquitto 2.1 in Docker) in
+#: ``make test``: lab 00's BrokerPanel restarts both brokers (``docker restart`` there), lab
+#: 07's explainers read a headers exchange. ``make test-browser-all`` and
+#: ``make test-matrix`` run every selected notebook on every line.
+ON_EVERY_LINE = {"00", "07"}
+
+
+def cases() -> list:
+    """(kind, lab, line) for every selected notebook and the lines it runs on."""
+    found = []
+    for kind, lab in NOTEBOOKS:
+        for param in backend_params("full"):
+            line = param.values[0]
+            if line != "process" and lab.name[:2] not in ON_EVERY_LINE \
+                    and not (RUN_EVERY_NOTEBOOK or is_matrix()):
+                continue
+            found.append(pytest.param(kind, lab, line, marks=param.marks,
+                                      id=f"{kind}/{lab.name}-{param.id}"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -108,25 +131,37 @@ class LabServer:
     root: Path
 
 
-@pytest.fixture(scope="module")
-def lab_backend(broker_factory):
-    """Brokers of this module's own: lab 00's BrokerPanel restarts them, 02 and 09 RabbitMQ."""
-    return broker_factory("process")
-
-
-@pytest.fixture(scope="module")
-def lab_server(lab_backend, tmp_path_factory) -> Iterator[LabServer]:
-    """One JupyterLab for the module, its kernels pointed at ``lab_backend``'s brokers."""
-    base = tmp_path_factory.mktemp("browser-labs")
+@contextlib.contextmanager
+def serving_labs(backend, base: Path) -> Iterator[LabServer]:
+    """A JupyterLab serving a labs folder under ``base``, its kernels on ``backend``'s brokers."""
     root = base / "labs"
     root.mkdir()
     # Lab 10 finds docker/mqtt-python above its folder, as in the checkout.
     (base / "docker").symlink_to(REPO / "docker", target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
-    env.update(MQKIT_STATE_DIR=str(lab_backend.settings.state_dir), MQKIT_BACKEND="process")
+    env.update(backend_environment(backend))
     with jupyter_lab(root, env, base / "jupyter.log",
                      notebook_settings=ALL_CELLS_IN_DOM) as server:
         yield LabServer(server, root)
+
+
+@pytest.fixture(scope="module")
+def lab_lines(broker_factory, tmp_path_factory):
+    """Per broker line, made on first use and kept for the module: brokers of the module's
+    own (lab 00's BrokerPanel restarts them, 02 and 09 RabbitMQ) and one JupyterLab whose
+    kernels use them. ``lab_lines(line)`` returns ``(backend, server)``."""
+    made: dict[str, tuple[Any, LabServer]] = {}
+    with contextlib.ExitStack() as stack:
+
+        def get(line) -> tuple[Any, LabServer]:
+            key = "process" if line == "process" else line.id
+            if key not in made:
+                backend = make_line_backend(broker_factory, line)
+                base = tmp_path_factory.mktemp(f"browser-labs-{key.replace('/', '-')}")
+                made[key] = (backend, stack.enter_context(serving_labs(backend, base)))
+            return made[key]
+
+        yield get
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +181,18 @@ def browser():
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(("kind", "lab"), NOTEBOOKS,
-                         ids=[f"{kind}/{lab.name}" for kind, lab in NOTEBOOKS])
-def test_lab_runs_all_and_its_widgets_work(kind: str, lab: Lab, lab_backend, lab_server,
+@pytest.mark.parametrize(("kind", "lab", "line"), cases())
+def test_lab_runs_all_and_its_widgets_work(kind: str, lab: Lab, line, lab_lines,
                                            browser) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    lab_backend, lab_server = lab_lines(line)
     endpoints = lab_backend.start()  # up again, should an earlier lab have left them down
     relative = f"{lab.name}.ipynb" if kind == "student" else f"solutions/{lab.name}.ipynb"
     notebook_file = fresh_copy(lab.student if kind == "student" else lab.solution,
                                lab_server.root / relative)
-    shots = Shots(ARTIFACTS, f"{kind}-{lab.name}")
+    where = "" if line == "process" else f"-{line.short_id}"
+    shots = Shots(ARTIFACTS, f"{kind}-{lab.name}{where}")
     failures: list[str] = []
     clock = Clock()
     context = browser.new_context(viewport={"width": 1400, "height": 1800})
@@ -200,8 +236,8 @@ def test_lab_runs_all_and_its_widgets_work(kind: str, lab: Lab, lab_backend, lab
     finally:
         context.close()
         lab_server.server.shut_down_sessions()  # the lab's consumers stop with its kernel
-        clock.record(ARTIFACTS / "timings.txt", f"{kind}/{lab.name}")
-    assert not failures, f"{kind}/{lab.name}:\n- " + "\n- ".join(failures)
+        clock.record(ARTIFACTS / "timings.txt", f"{kind}/{lab.name}{where}")
+    assert not failures, f"{kind}/{lab.name}{where}:\n- " + "\n- ".join(failures)
 
 
 # Every widget output holds a drawn view (the last cells' widgets may still be rendering).
@@ -415,19 +451,28 @@ class WidgetChecks:
 
         panel = self.widget(self.page.get_by_role("button", name="Restart"),
                             "BrokerPanel")
-        pids = re.compile(r"pid (\d+)")
-        old_pids = set(pids.findall(panel.inner_text()))
+        old_pids = broker_identities(backend, panel.inner_text())
         assert len(old_pids) == 2, panel.inner_text()
         panel.get_by_role("button", name="Restart").click()
         expect(panel).to_contain_text("restarting all…", timeout=STEP)
         panel.screenshot(path=self.shots.path("broker-panel-restarting"))
         expect(panel).to_contain_text(re.compile(r"restarted all in \d+ s"), timeout=RESTART)
         expect(panel.locator("td", has_text=re.compile(r"^running$"))).to_have_count(2)
-        new_pids = set(pids.findall(panel.inner_text()))
+        new_pids = broker_identities(backend, panel.inner_text())
         assert len(new_pids) == 2, panel.inner_text()
         assert not new_pids & old_pids, f"the same broker processes: {old_pids}, {new_pids}"
         panel.screenshot(path=self.shots.path("broker-panel"))
         assert all(s.is_running for s in backend.status()), backend.status()
+
+
+def broker_identities(backend: Any, panel_text: str) -> set[str]:
+    """What changes when the brokers really restart: the pids the panel shows (process
+    backend), or each container's start time (docker: the panel names the containers)."""
+    if backend.name != "docker":
+        return set(re.findall(r"pid (\d+)", panel_text))
+    engine = backend.client()
+    return {engine.containers.get(backend.container_name(name)).attrs["State"]["StartedAt"]
+            for name in ("rabbitmq", "mosquitto")}
 
 
 def received(inbox: Any) -> int:
