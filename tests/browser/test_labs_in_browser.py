@@ -20,7 +20,8 @@ may restart: on the process backend, and for labs 00 and 07 on the newest broker
 (RabbitMQ 4.3 / Mosquitto 2.1 in Docker, ``tests/lines.py``). By default the student
 notebooks with widgets run (what CI runs); ``MQKIT_TEST_BROWSER_ALL=1`` (``make
 test-browser-all``) runs every student and solution notebook, and ``make test-matrix`` every
-selected notebook on every line. Screenshots and ``timings.txt`` go to ``test-artifacts/browser/labs/``.
+selected notebook on every line. Screenshots and ``timings.txt`` go to
+``test-artifacts/browser/labs/``.
 """
 
 from __future__ import annotations
