@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.helpers import make_backend
-from tests.lines import line_brokers_fixture, make_line_backend
+from tests.lines import VERSIONS_SEEN, line_brokers_fixture, make_line_backend, record_versions
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +75,9 @@ def line_backends(request: pytest.FixtureRequest, broker_factory):
 
     def get(param):
         if param == "process":
-            return request.getfixturevalue("broker_backend")
+            backend = request.getfixturevalue("broker_backend")
+            record_versions(param, backend.start())
+            return backend
         if param.id not in made:
             made[param.id] = make_line_backend(broker_factory, param)
         return made[param.id]
@@ -87,3 +89,11 @@ def line_backends(request: pytest.FixtureRequest, broker_factory):
 #: modules whose results may depend on the broker's version (the routing properties): each
 #: of their tests runs once per line, and its id says which (``[docker-4.3]``).
 wide_brokers = line_brokers_fixture("wide", name="wide_brokers")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which broker versions the line-parametrized tests ran on (ids name the lines)."""
+    if VERSIONS_SEEN:
+        terminalreporter.write_sep("-", "broker versions per line")
+        for line, versions in sorted(VERSIONS_SEEN.items()):
+            terminalreporter.write_line(f"{line}: {versions}")

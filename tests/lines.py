@@ -96,11 +96,36 @@ def backend_params(reach: str) -> list:
         for line in lines_for(reach)]
 
 
+#: ``line id -> "RabbitMQ 4.3.6, Mosquitto 2.1.2"``: what the brokers of each line said they
+#: are, the first time the session started them (``tests/conftest.py`` prints it at the end).
+VERSIONS_SEEN: dict[str, str] = {}
+
+
+def param_id(param) -> str:
+    """``process`` or ``docker-4.3``: how test ids name the line."""
+    return "process" if param == "process" else param.short_id
+
+
+def record_versions(param, endpoints) -> None:
+    """Ask the brokers of ``param``'s line for their versions, once per session."""
+    from mqkit.brokers.versions import broker_versions
+
+    key = param_id(param)
+    if key not in VERSIONS_SEEN:
+        rabbitmq, mosquitto = broker_versions(endpoints)
+        VERSIONS_SEEN[key] = f"RabbitMQ {rabbitmq.version or '?'}, " \
+                             f"Mosquitto {mosquitto.version or '?'}"
+
+
 def make_line_backend(broker_factory, param, *, start: bool = True):
     """The backend for a :func:`backend_params` value, in a state directory of its own."""
     if param == "process":
-        return broker_factory("process", start=start)
-    return broker_factory("docker", start=start, **param.settings())
+        backend = broker_factory("process", start=start)
+    else:
+        backend = broker_factory("docker", start=start, **param.settings())
+    if start:
+        record_versions(param, backend.running())
+    return backend
 
 
 def line_brokers_fixture(reach: str, name: str = "brokers"):
