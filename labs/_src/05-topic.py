@@ -295,5 +295,8 @@ self_check("05.log-routes", endpoints)
 #   exactly one word.
 # - A binding key without `*` or `#` behaves like a direct binding; `#` alone behaves like
 #   fanout.
+# - One `#` already matches any number of words, so a pattern never needs several. RabbitMQ
+#   4.3.6 refuses a binding key with more than two `#` (406 PRECONDITION_FAILED, "at most 2
+#   are allowed"); 3.10.8 and 4.0.5 still accept one. The explainer refuses it too.
 #
 # Next: **lab 06**, the fanout exchange, which ignores the routing key altogether.
