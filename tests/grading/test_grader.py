@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -82,17 +84,29 @@ EXPECTED_03 = {
 }
 
 
-@pytest.fixture(scope="module")
-def canary(brokers):
+@contextlib.contextmanager
+def planted_canary(endpoints) -> Iterator[str]:
     """A queue with one message in the instructor's vhost '/', which a submission attacks."""
     name = f"grading.canary.{uuid.uuid4().hex[:8]}"
-    with pika.BlockingConnection(pika.URLParameters(brokers.amqp_url)) as connection:
+    with pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url)) as connection:
         channel = connection.channel()
         channel.queue_declare(name, durable=True)
         channel.confirm_delivery()
         channel.basic_publish("", name, b"keep me")
     yield name
-    Admin(brokers).delete_queue(name)
+    Admin(endpoints).delete_queue(name)
+
+
+def canary_messages(endpoints, name: str) -> int:
+    """How many messages the canary queue holds now (it must exist)."""
+    with pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url)) as connection:
+        return connection.channel().queue_declare(name, passive=True).method.message_count
+
+
+@pytest.fixture(scope="module")
+def canary(brokers):
+    with planted_canary(brokers) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +194,7 @@ def test_printed_passed_is_not_trusted(graded_02):
 
 def test_another_vhost_is_refused_and_untouched(graded_02, brokers, canary):
     # The vandal tried to delete the canary in '/' over AMQP and HTTP: it is still there.
-    with pika.BlockingConnection(pika.URLParameters(brokers.amqp_url)) as connection:
-        ok = connection.channel().queue_declare(canary, passive=True)
-    assert ok.method.message_count == 1
+    assert canary_messages(brokers, canary) == 1
 
 
 def test_scoped_users_are_refused_on_each_others_vhosts(brokers):

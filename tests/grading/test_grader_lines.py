@@ -10,9 +10,6 @@ broker to 4.x grades nobody differently.
 
 from __future__ import annotations
 
-import uuid
-
-import pika
 import pytest
 
 from mqkit.admin import Admin
@@ -24,6 +21,8 @@ from tests.grading.test_grader import (
     EXPECTED_03,
     EXTRA,
     SANDBOX,
+    canary_messages,
+    planted_canary,
     scores,
 )
 from tests.lines import lines_for
@@ -42,15 +41,8 @@ def line_brokers(request: pytest.FixtureRequest, line_backends):
 @pytest.fixture(scope="module")
 def canary(line_brokers):
     """The instructor's queue in '/' that lab 02's vandal attacks (as in test_grader)."""
-    line_brokers, _version = line_brokers
-    name = f"grading.canary.{uuid.uuid4().hex[:8]}"
-    with pika.BlockingConnection(pika.URLParameters(line_brokers.amqp_url)) as connection:
-        channel = connection.channel()
-        channel.queue_declare(name, durable=True)
-        channel.confirm_delivery()
-        channel.basic_publish("", name, b"keep me")
-    yield name
-    Admin(line_brokers).delete_queue(name)
+    with planted_canary(line_brokers[0]) as name:
+        yield name
 
 
 @pytest.mark.parametrize(("lab", "expected"), [("02", EXPECTED_02), ("03", EXPECTED_03)],
@@ -68,6 +60,4 @@ def test_scores_match_the_process_backend(request, line_brokers, canary, lab, ex
     left = {v["name"] for v in Admin(endpoints).vhosts()}
     assert not left & {item.vhost for item in gradebook.submissions}
     if lab == "02":  # the vandal's attack on '/' failed here too
-        with pika.BlockingConnection(pika.URLParameters(endpoints.amqp_url)) as connection:
-            ok = connection.channel().queue_declare(canary, passive=True)
-        assert ok.method.message_count == 1
+        assert canary_messages(endpoints, canary) == 1
