@@ -306,7 +306,8 @@ class ManagedBackend(Backend):
                 is_open = (lambda a=address: is_listening(a.port, a.host, timeout=0.5)
                            ) if port in spec.watched else None
                 wait_until_ready(
-                    lambda a=address: probe_address(a), what=spec.title, backend=self.name,
+                    lambda a=address: probe_address(a, serving=True),
+                    what=spec.title, backend=self.name,
                     timeout=max(0.1, deadline - time.monotonic()),
                     exited=lambda s=spec: self.exit_reason(s, state),
                     logs=lambda s=spec: self.broker_logs(s, state, 20),
