@@ -112,7 +112,7 @@ class TopicMatch:
 
 
 def route(exchange_type: str, bindings: Iterable[Binding], routing_key: str | Message = "",
-          headers: Mapping[str, Any] | None = None) -> list[Match]:
+          headers: Mapping[str, Any] | None = None, *, accepted: bool = False) -> list[Match]:
     """Judge every binding of an exchange against one message.
 
     Args:
@@ -120,6 +120,9 @@ def route(exchange_type: str, bindings: Iterable[Binding], routing_key: str | Me
         bindings: the exchange's bindings.
         routing_key: the message's routing key, or a whole :class:`Message`.
         headers: the message's headers (when ``routing_key`` is a string).
+        accepted: the bindings were read from a broker, which took them. A topic key with
+            more ``#`` than RabbitMQ 4.3 allows (so the broker is 3.10 or 4.0) is then
+            judged as those brokers route by it, and its reason says 4.3 would refuse it.
 
     Returns:
         One :class:`Match` per binding, in the order given.
@@ -147,12 +150,18 @@ def route(exchange_type: str, bindings: Iterable[Binding], routing_key: str | Me
     if exchange_type == "headers":
         return [_headers_match(b, headers) for b in bindings]
     judge = _direct_match if exchange_type == "direct" else _topic_match
+    refused_by_43: set[int] = set()
     if exchange_type == "topic":
         bindings = list(bindings)
-        for binding in bindings:
-            _check_topic_binding_key(binding.binding_key)
+        for index, binding in enumerate(bindings):
+            try:
+                _check_topic_binding_key(binding.binding_key)
+            except ConfigError:
+                if not accepted:
+                    raise
+                refused_by_43.add(index)
     matches = []
-    for binding in bindings:
+    for index, binding in enumerate(bindings):
         match = judge(binding, routing_key)
         for key in extra_keys:
             if match.matched:
@@ -160,6 +169,10 @@ def route(exchange_type: str, bindings: Iterable[Binding], routing_key: str | Me
             cc = judge(binding, key)
             if cc.matched:
                 match = Match(binding, True, f"via the CC/BCC routing key `{key}`: {cc.reason}")
+        if index in refused_by_43:
+            match = Match(binding, match.matched,
+                          f"{match.reason} (this broker took the key; RabbitMQ 4.3 refuses "
+                          f"more than {MAX_TOPIC_HASHES} '#' in one)")
         matches.append(match)
     return matches
 

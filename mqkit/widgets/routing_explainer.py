@@ -66,6 +66,9 @@ class RoutingExplainerModel:
         self.bindings = list(bindings)
         self.exchange = exchange
         self.endpoints = endpoints
+        # Bindings read from a broker exist there: judge them even where the model would
+        # refuse one (a key with many '#' that RabbitMQ 3.10 and 4.0 accept).
+        self.from_broker = False
 
     @classmethod
     def from_broker(cls, endpoints: Endpoints, exchange: str,
@@ -102,11 +105,13 @@ class RoutingExplainerModel:
                     b["destination_type"])
             for b in admin.bindings(vhost) if b["source"] == self.exchange]
         self.bindings.sort(key=lambda b: (b.destination, b.binding_key))
+        self.from_broker = True
 
     def explain(self, routing_key: str = "",
                 headers: Mapping[str, Any] | None = None) -> list[Match]:
         """Judge every binding for a message with this routing key and these headers."""
-        return route(self.exchange_type, self.bindings, routing_key, headers)
+        return route(self.exchange_type, self.bindings, routing_key, headers,
+                     accepted=self.from_broker)
 
     def lines(self, routing_key: str = "",
               headers: Mapping[str, Any] | None = None) -> list[str]:

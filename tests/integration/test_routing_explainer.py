@@ -7,11 +7,12 @@ import uuid
 import pytest
 
 from mqkit import clients
+from mqkit.exceptions import ConfigError
 from mqkit.grading import get_check
 from mqkit.grading.exchanges import bound_queues, probe_routes
 from mqkit.grading.predict import predict_then_publish
 from mqkit.grading.registry import NotYet
-from mqkit.routing import Message, destinations
+from mqkit.routing import Binding, Message, destinations
 from mqkit.widgets import RoutingExplainer, RoutingExplainerModel
 
 pytestmark = pytest.mark.integration
@@ -220,3 +221,38 @@ def test_exchange_checks_pass_and_fail_on_the_real_broker(brokers, channel, chec
     finally:
         channel.queue_delete(params["queue"])
         channel.exchange_delete(params["exchange"])
+
+
+def test_a_binding_the_broker_took_is_explained_not_refused(brokers) -> None:
+    """RabbitMQ 3.10 (bookworm's, the process backend here) accepts a topic key with three
+    '#', which 4.3 refuses: read from the broker, it is judged with a note, not refused for
+    the whole exchange. A broker that refuses it is refused by the model too."""
+    import pika
+
+    exchange, queue = unique("hashes"), unique("q")
+    connection = clients.amqp_connection(brokers, name="test-routing-explainer-hashes")
+    channel = connection.channel()
+    try:
+        channel.exchange_declare(exchange, "topic", auto_delete=True)
+        channel.queue_declare(queue, exclusive=True)
+        try:
+            channel.queue_bind(queue, exchange, routing_key="a.#.#.#")
+        except pika.exceptions.ChannelClosedByBroker as refused:
+            refusal = refused.reply_code
+        else:
+            refusal = None
+        if refusal is not None:
+            assert refusal == 406
+            with pytest.raises(ConfigError, match=r"RabbitMQ 4\.3 refuses"):
+                RoutingExplainerModel("topic", [Binding(queue, "a.#.#.#")]).lines("a.b")
+            return
+        model = RoutingExplainerModel.from_broker(brokers, exchange)
+        lines = model.lines("a.b")
+        assert lines[1].startswith(f"✔ {queue}  binding key 'a.#.#.#'")
+        assert lines[1].endswith("(this broker took the key; RabbitMQ 4.3 refuses more than "
+                                 "2 '#' in one)")
+        assert lines[-1] == f"→ delivered to: {queue}"
+        channel.exchange_delete(exchange)
+    finally:
+        if connection.is_open:
+            connection.close()

@@ -313,7 +313,7 @@ def test_cc_that_is_not_an_array_is_refused_by_both(broker, cc):
 @pytest.mark.parametrize("key", ["#.#.#", "a.#.b.#.c.#"])
 def test_too_many_hashes_per_line(broker, key):
     """Three ``#``: refused by the model and by 4.3 (translated, with a hint); 3.10 and 4.0
-    accept the binding and route by it as ``#`` would."""
+    accept the binding and route by it as the model judges bindings a broker took."""
     with pytest.raises(ConfigError, match=r"RabbitMQ 4\.3"):
         route("topic", [Binding("q", key)], "a.b.c")
     bindings, messages = [(key, {}), ("#", {})], [("a.b.c", None)]
@@ -326,3 +326,7 @@ def test_too_many_hashes_per_line(broker, key):
         assert key in str(translated)
     else:
         assert broker.deliveries("topic", bindings, messages) == [[True, True]]
+        for routing_key in ("a.b.c", "x", ""):
+            judged = route("topic", [Binding("q", key)], routing_key, accepted=True)
+            assert [m.matched for m in judged] == \
+                broker.deliveries("topic", [(key, {})], [(routing_key, None)])[0]

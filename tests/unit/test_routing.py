@@ -154,6 +154,18 @@ def test_invalid_x_match_is_refused(x_match):
         one("headers", Binding("q", "", {"x-match": x_match}))
 
 
+def test_a_key_with_three_hashes_is_refused_unless_a_broker_took_it():
+    bindings = [Binding("many", "a.#.#.#"), Binding("one", "b.*")]
+    with pytest.raises(ConfigError, match=r"uses 3 '#' wildcards: RabbitMQ 4\.3"):
+        route("topic", bindings, "a.x")
+    many, one = route("topic", bindings, "a.x", accepted=True)
+    assert (many.matched, one.matched) == (True, False)
+    assert many.reason.endswith("(this broker took the key; RabbitMQ 4.3 refuses more than "
+                                "2 '#' in one)")
+    assert "RabbitMQ 4.3" not in one.reason
+    assert not route("topic", bindings, "b.x.y", accepted=True)[0].matched
+
+
 def test_cc_and_bcc_add_routing_keys():
     bindings = [Binding("b", "b"), Binding("c", "c.*"), Binding("d", "d")]
     matches = route("topic", bindings, "a", {"CC": ["b"], "BCC": ["c.x", 7]})
