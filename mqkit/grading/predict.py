@@ -52,8 +52,53 @@ class PredictionRow:
         return self.predicted == self.received
 
 
+class PredictionTable:
+    """What the AMQP and MQTT prediction reports share: the counts, the cells, the layout.
+
+    A subclass is a frozen dataclass with ``rows`` and ``error``; its ``lines`` make the text
+    that a notebook shows (``repr``).
+    """
+
+    rows: tuple[PredictionRow, ...]
+    error: str
+
+    @property
+    def right(self) -> int:
+        """How many rows (messages or topics) were predicted exactly right."""
+        return sum(row.is_right for row in self.rows)
+
+    @property
+    def is_all_right(self) -> bool:
+        """True when every row was predicted right (and nothing went wrong)."""
+        return not self.error and bool(self.rows) and self.right == len(self.rows)
+
+    def cell(self, row: PredictionRow, column: str) -> str:
+        """``yes · you: no ✘``: what the broker did, what was predicted, right or wrong."""
+        got, said = column in row.received, column in row.predicted
+        return (f"{'yes' if got else 'no'} · you: {'yes' if said else 'no'} "
+                f"{'✔' if got == said else '✘'}")
+
+    @staticmethod
+    def aligned(table: list[list[str]]) -> list[str]:
+        """The rows of ``table`` as text, each column padded to its widest cell."""
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        return ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+                for cells in table]
+
+    def lines(self) -> list[str]:
+        """The report as text lines."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        # What a notebook cell shows when the report is its last expression.
+        return str(self)
+
+
 @dataclass(frozen=True, repr=False)
-class PredictionReport:
+class PredictionReport(PredictionTable):
     """Prediction vs broker; shows as a text table (its ``repr``) in a notebook.
 
     Attributes:
@@ -70,22 +115,6 @@ class PredictionReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
     error: str = ""
 
-    @property
-    def right(self) -> int:
-        """How many messages were predicted exactly right."""
-        return sum(row.is_right for row in self.rows)
-
-    @property
-    def is_all_right(self) -> bool:
-        """True when every message was predicted right (and nothing went wrong)."""
-        return not self.error and bool(self.rows) and self.right == len(self.rows)
-
-    def cell(self, row: PredictionRow, queue: str) -> str:
-        """``yes · you: no ✘``: what the broker did, what was predicted, right or wrong."""
-        got, said = queue in row.received, queue in row.predicted
-        return (f"{'yes' if got else 'no'} · you: {'yes' if said else 'no'} "
-                f"{'✔' if got == said else '✘'}")
-
     def table(self) -> list[list[str]]:
         """The table as rows of strings, headers first."""
         rows = [["message", *self.queues]]
@@ -100,10 +129,7 @@ class PredictionReport:
             return [f"⚠ could not publish to exchange {where}: {self.error}"]
         lines = [f"prediction vs broker, exchange {where}",
                  "each cell: did the queue get it? · what you predicted · ✔ right / ✘ wrong"]
-        table = self.table()
-        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-        for index, cells in enumerate(table):
-            text = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        for index, text in enumerate(self.aligned(self.table())):
             if index and self.rows[index - 1].is_unroutable:
                 text += "  (returned: no queue matched)"
             lines.append(text)
@@ -115,20 +141,14 @@ class PredictionReport:
         lines.extend(f"note: {note}" for note in self.notes)
         return lines
 
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def __repr__(self) -> str:
-        # What a notebook cell shows when the report is its last expression.
-        return str(self)
-
 
 def _names(queues: Iterable[str]) -> str:
     names = sorted(queues)
     return ", ".join(names) if names else "no queue"
 
 
-def _as_set(value: Iterable[str] | str | None) -> frozenset[str]:
+def as_set(value: Iterable[str] | str | None) -> frozenset[str]:
+    """A prediction's value as a set: ``None`` is none, a string is one name."""
     if value is None:
         return frozenset()
     if isinstance(value, str):
@@ -159,7 +179,7 @@ def predict_then_publish(endpoints: Endpoints | None, exchange: str, prediction:
     """
     messages = dict(messages) if messages is not None else {label: label
                                                             for label in prediction}
-    predicted = {label: _as_set(prediction.get(label)) for label in messages}
+    predicted = {label: as_set(prediction.get(label)) for label in messages}
     try:
         if queues is None:
             observed = bound_queues(endpoints, exchange) if endpoints is not None else []

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mqkit.endpoints import Endpoints
-from mqkit.grading.predict import PredictionRow
+from mqkit.grading.predict import PredictionRow, PredictionTable, as_set
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ Prediction = Mapping[str, Iterable[str] | str | None]
 
 
 @dataclass(frozen=True, repr=False)
-class MQTTPredictionReport:
+class MQTTPredictionReport(PredictionTable):
     """Prediction vs Mosquitto; shows as a text table (its ``repr``) in a notebook.
 
     Attributes:
@@ -52,22 +52,6 @@ class MQTTPredictionReport:
     rows: tuple[PredictionRow, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     error: str = ""
-
-    @property
-    def right(self) -> int:
-        """How many topics were predicted exactly right."""
-        return sum(row.is_right for row in self.rows)
-
-    @property
-    def is_all_right(self) -> bool:
-        """True when every topic was predicted right (and nothing went wrong)."""
-        return not self.error and bool(self.rows) and self.right == len(self.rows)
-
-    def cell(self, row: PredictionRow, topic_filter: str) -> str:
-        """``yes · you: no ✘``: what the broker did, what was predicted, right or wrong."""
-        got, said = topic_filter in row.received, topic_filter in row.predicted
-        return (f"{'yes' if got else 'no'} · you: {'yes' if said else 'no'} "
-                f"{'✔' if got == said else '✘'}")
 
     def table(self) -> list[list[str]]:
         """The table as rows of strings, headers first."""
@@ -89,10 +73,7 @@ class MQTTPredictionReport:
         lines = ["prediction vs Mosquitto: which subscriptions received each topic",
                  "each cell: did the subscription get it? · what you predicted · "
                  "✔ right / ✘ wrong"]
-        table = self.table()
-        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-        lines.extend("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-                     for cells in table)
+        lines.extend(self.aligned(self.table()))
         for row in self.rows:
             if not row.is_right:
                 lines.append(f"✘ {row.label!r}: Mosquitto delivered it to "
@@ -101,21 +82,6 @@ class MQTTPredictionReport:
         lines.append(f"{self.right} of {len(self.rows)} topics predicted right.")
         lines.extend(f"note: {note}" for note in self.notes)
         return lines
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def __repr__(self) -> str:
-        # What a notebook cell shows when the report is its last expression.
-        return str(self)
-
-
-def _as_set(value: Iterable[str] | str | None) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    if isinstance(value, str):
-        return frozenset([value])
-    return frozenset(value)
 
 
 def predict_then_publish(endpoints: Endpoints | None, subscriptions: Sequence[str],
@@ -142,7 +108,7 @@ def predict_then_publish(endpoints: Endpoints | None, subscriptions: Sequence[st
     try:
         if endpoints is None:
             raise ValueError("no brokers given: pass the endpoints of mqkit.start_brokers()")
-        predicted = {topic: _as_set(prediction.get(topic)) for topic in topics}
+        predicted = {topic: as_set(prediction.get(topic)) for topic in topics}
         received = deliveries(endpoints, filters, topics)
     except Exception as exc:
         if raise_errors:
