@@ -1,13 +1,17 @@
-"""Fixtures of the grading tests: `mqkit grade`'s totals of the nbgrader and Otter submissions."""
+"""Fixtures of the grading tests: `mqkit grade`'s totals of the nbgrader and Otter submissions,
+and what the hostile submissions of the sandbox tests must not reach."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import socket
+import uuid
 from collections.abc import Callable, Iterator
 
 import nbformat
 import pytest
 
+from mqkit.admin import Admin
 from tests.grading.tool_submissions import STUDENTS
 
 
@@ -63,3 +67,23 @@ def mqkit_totals(brokers, tmp_path_factory) -> Iterator[ReferenceTotals]:
     totals = ReferenceTotals(grade_lab)
     yield totals
     totals.close()
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[int]:
+    """The port of a loopback service of the machine's own that no submission may reach."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def canary_vhost(brokers) -> Iterator[str]:
+    """A vhost of the instructor's that a hostile submission tries to delete."""
+    name = f"canary-{uuid.uuid4().hex[:8]}"
+    admin = Admin(brokers)
+    admin.create_vhost(name)
+    yield name
+    admin.delete_vhost(name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 import uuid
 from dataclasses import dataclass
@@ -50,26 +49,7 @@ def assert_package_untampered(before: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def listener():
-    """A loopback service of the machine's own that no submission may reach."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def canary(brokers):
-    name = f"canary-{uuid.uuid4().hex[:8]}"
-    admin = Admin(brokers)
-    admin.create_vhost(name)
-    yield name
-    admin.delete_vhost(name)
-
-
-@pytest.fixture(scope="module")
-def graded(brokers, canary, listener, tmp_path_factory):
+def graded(brokers, canary_vhost, listener, tmp_path_factory):
     from mqkit.config import Settings
 
     secret = f"SECRET-{uuid.uuid4().hex}"
@@ -182,9 +162,9 @@ def test_nothing_a_submission_started_is_left(graded) -> None:
     assert items["honest"].leftovers == 0
 
 
-def test_the_canary_vhost_is_intact_and_the_machine_tmp_untouched(graded, brokers, canary):
+def test_the_canary_vhost_is_intact_and_the_machine_tmp_untouched(graded, brokers, canary_vhost):
     marker = graded.marker
-    assert canary in {vhost["name"] for vhost in Admin(brokers).vhosts()}
+    assert canary_vhost in {vhost["name"] for vhost in Admin(brokers).vhosts()}
     assert not (Path("/tmp") / marker).exists()
 
 

@@ -74,28 +74,7 @@ def sandbox():
 
 
 @pytest.fixture(scope="module")
-def canary(brokers):
-    name = f"canary-{uuid.uuid4().hex[:8]}"
-    admin = Admin(brokers)
-    admin.create_vhost(name)
-    yield name
-    admin.delete_vhost(name)
-
-
-@pytest.fixture(scope="module")
-def listener():
-    """A loopback service of the machine's own that no submission may reach."""
-    import socket
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    yield server.getsockname()[1]
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def graded(sandbox, brokers, canary, listener, tmp_path_factory):
+def graded(sandbox, brokers, canary_vhost, listener, tmp_path_factory):
     from mqkit.config import Settings
 
     secret = f"SECRET-{uuid.uuid4().hex}"
@@ -169,9 +148,10 @@ def test_no_container_and_no_process_is_left(graded) -> None:
                    for name in leftover_containers())
 
 
-def test_the_package_is_unchanged_and_the_canary_vhost_intact(graded, brokers, canary) -> None:
+def test_the_package_is_unchanged_and_the_canary_vhost_intact(graded, brokers,
+                                                              canary_vhost) -> None:
     assert_package_untampered(graded["hashes"])
-    assert canary in {vhost["name"] for vhost in Admin(brokers).vhosts()}
+    assert canary_vhost in {vhost["name"] for vhost in Admin(brokers).vhosts()}
 
 
 @pytest.mark.skipif(not ALL, reason="the flooder is in the full set only "
