@@ -65,6 +65,20 @@ def queue_state(endpoints: Endpoints, queue: str) -> QueueState | None:
     return QueueState(queue, ok.method.message_count, ok.method.consumer_count)
 
 
+def inspectable(state: QueueState | None, queue: str) -> QueueState:
+    """``state`` of a queue a check can look into; else :class:`NotYet` saying why not.
+
+    Raises:
+        NotYet: the queue does not exist, or is another connection's exclusive queue.
+    """
+    if state is None:
+        raise NotYet(f"there is no queue {queue!r}")
+    if state.is_locked:
+        raise NotYet(f"queue {queue!r} is exclusive to another connection: declare it durable "
+                     "and not exclusive so the check can look at it")
+    return state
+
+
 def management_json(endpoints: Endpoints, path: str, body: dict[str, Any] | None = None) -> Any:
     """GET (or POST ``body`` to) ``/api/<path>`` of the management API; return parsed JSON.
 
@@ -137,10 +151,7 @@ def queue_has_messages(endpoints: Endpoints, queue: str, at_least: int = 1) -> s
     """The queue exists and holds at least ``at_least`` ready messages."""
     state = _settle(lambda: queue_state(endpoints, queue),
                     lambda s: s is not None and (s.messages or 0) >= at_least)
-    if state is None:
-        raise NotYet(f"there is no queue {queue!r}")
-    if state.is_locked:
-        raise NotYet(f"queue {queue!r} is exclusive to another connection")
+    state = inspectable(state, queue)
     if (state.messages or 0) < at_least:
         raise NotYet(f"queue {queue!r} holds {_plural(state.messages or 0, 'message')}, "
                      f"expected at least {at_least}")
@@ -253,10 +264,7 @@ def all_acked(endpoints: Endpoints, queue: str) -> str:
     """The queue exists, no message waits in it, and no consumer holds one unacknowledged."""
     state = _settle(lambda: queue_state(endpoints, queue),
                     lambda s: s is not None and s.messages == 0 and s.consumers == 0)
-    if state is None:
-        raise NotYet(f"there is no queue {queue!r}")
-    if state.is_locked:
-        raise NotYet(f"queue {queue!r} is exclusive to another connection")
+    state = inspectable(state, queue)
     if state.consumers:
         raise NotYet(f"queue {queue!r} still has {_plural(state.consumers, 'consumer')}: close "
                      "the channel when you are done")
@@ -302,10 +310,7 @@ def priority_order(endpoints: Endpoints, queue: str, tickets: tuple[tuple[str, s
     """
     state = _settle(lambda: queue_state(endpoints, queue),
                     lambda s: s is not None and (s.messages or 0) >= len(tickets))
-    if state is None:
-        raise NotYet(f"there is no queue {queue!r}")
-    if state.is_locked:
-        raise NotYet(f"queue {queue!r} is exclusive to another connection")
+    state = inspectable(state, queue)
     arguments = management_json(endpoints, _queue_path(endpoints, queue)).get("arguments")
     maximum = arguments.get("x-max-priority") if isinstance(arguments, dict) else None
     if not maximum:

@@ -274,14 +274,9 @@ def routes_as_expected(endpoints: Endpoints, exchange: str, queue: str,
                        expected: Mapping[str, MessageSpec],
                        unexpected: Mapping[str, MessageSpec], what: str) -> str:
     """``queue`` gets every ``expected`` probe and none of the ``unexpected`` ones."""
-    from mqkit.grading.amqp import queue_state
+    from mqkit.grading.amqp import inspectable, queue_state
 
-    state = queue_state(endpoints, queue)
-    if state is None:
-        raise NotYet(f"there is no queue {queue!r}")
-    if state.is_locked:
-        raise NotYet(f"queue {queue!r} is exclusive to another connection: declare it "
-                     "durable and not exclusive so the check can look at it")
+    inspectable(queue_state(endpoints, queue), queue)
     # Look in every bound queue, so that no probe is left behind in the other queues.
     seen = probe_routes(endpoints, exchange, {**expected, **unexpected},
                         [queue, *bound_queues(endpoints, exchange)])
@@ -398,15 +393,10 @@ def queues_route_exactly(endpoints: Endpoints, probes: Mapping[str, Mapping[str,
         routes: queue -> the labels it must receive; it must receive no other probe.
         what: what the queues receive, for the passing message.
     """
-    from mqkit.grading.amqp import queue_state
+    from mqkit.grading.amqp import inspectable, queue_state
 
     for queue in routes:
-        state = queue_state(endpoints, queue)
-        if state is None:
-            raise NotYet(f"there is no queue {queue!r}")
-        if state.is_locked:
-            raise NotYet(f"queue {queue!r} is exclusive to another connection: declare it "
-                         "durable and not exclusive so the check can look at it")
+        inspectable(queue_state(endpoints, queue), queue)
     received: dict[str, set[str]] = {}
     source: dict[str, str] = {}
     for exchange, messages in probes.items():
