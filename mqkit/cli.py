@@ -330,20 +330,23 @@ def _print_class(rows: list[Any]) -> None:
     if not rows:
         print("no students")
         return
+
+    def count(n: int | None) -> str:
+        return "?" if n is None else f"yes ({n})" if n else "no"
+
     width = max(len(row.id) for row in rows)
     name_width = min(30, max(len(row.name) for row in rows))
     print(f"{'id':<{width}}  {'name':<{name_width}}  {'mosquitto':<12}  {'vhost':<10}  "
-          "connected")
+          f"{'amqp':<9}  mqtt")
     for row in rows:
         mosquitto = f"{'up' if row.is_mosquitto_running else 'DOWN'} :{row.mqtt_port}"
         vhost = {None: "?", True: "ok", False: "MISSING"}[row.has_vhost]
         if not row.is_ready:
             vhost = "UNFINISHED"
-        connected = ("?" if row.connections is None
-                     else f"yes ({row.connections})" if row.connections else "no")
         print(f"{row.id:<{width}}  {row.name[:name_width]:<{name_width}}  {mosquitto:<12}  "
-              f"{vhost:<10}  {connected}")
-    print(f"{len(rows)} students, {sum(bool(r.is_connected) for r in rows)} connected, "
+              f"{vhost:<10}  {count(row.connections):<9}  {count(row.mqtt_clients)}")
+    print(f"{len(rows)} students, {sum(bool(r.is_connected) for r in rows)} connected over "
+          f"AMQP, {sum(bool(r.mqtt_clients) for r in rows)} over MQTT, "
           f"{sum(r.is_mosquitto_running for r in rows)} Mosquittos running")
 
 

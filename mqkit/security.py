@@ -25,9 +25,9 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mqkit.brokers.ports import LISTEN, tcp_sockets
 from mqkit.urls import BrokerAddress, amqp_url
 
 if TYPE_CHECKING:
@@ -67,27 +67,8 @@ def _is_loopback(host: str) -> bool:
 
 def _listening_addresses(port: int) -> list[str] | None:
     """Local addresses listening on TCP ``port`` (from /proc/net); None when unknown."""
-    found: list[str] = []
-    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
-    if not any(table.exists() for table in tables):
-        return None
-    for table in tables:
-        if not table.exists():
-            continue
-        for line in table.read_text().splitlines()[1:]:
-            fields = line.split()
-            if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
-                continue
-            address, _, port_hex = fields[1].rpartition(":")
-            if int(port_hex, 16) != port:
-                continue
-            raw = bytes.fromhex(address)
-            # /proc stores each 32-bit word in host (little-endian) order.
-            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            ip = ipaddress.ip_address(words)
-            mapped = getattr(ip, "ipv4_mapped", None)
-            found.append(str(mapped or ip))
-    return found
+    sockets = tcp_sockets(LISTEN)
+    return None if sockets is None else [address for address, p in sockets if p == port]
 
 
 def _check_listeners(broker: str, ports: dict[str, int]) -> list[Finding]:

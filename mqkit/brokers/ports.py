@@ -1,7 +1,8 @@
-"""Loopback ports: pick free ones, and refuse taken ones with a clear error."""
+"""Loopback ports: pick free ones, refuse taken ones with a clear error, read who holds them."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import socket
 from pathlib import Path
@@ -82,3 +83,52 @@ def choose_ports(requested: dict[str, int], host: str = LOOPBACK) -> dict[str, i
             chosen[name] = port
             taken.add(port)
     return chosen
+
+
+#: TCP states as ``/proc/net/tcp`` writes them.
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def tcp_sockets(state: str) -> list[tuple[str, int]] | None:
+    """``(local address, local port)`` of this network namespace's TCP sockets in ``state``.
+
+    Read from ``/proc/net/tcp`` and ``tcp6`` (Linux); ``None`` where they do not exist.
+    An IPv4 address mapped into IPv6 is given as IPv4.
+    """
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    found: list[tuple[str, int]] = []
+    readable = False
+    for table in tables:
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != state:
+                continue
+            address, _, port_hex = fields[1].rpartition(":")
+            raw = bytes.fromhex(address)
+            # /proc stores each 32-bit word in host (little-endian) order.
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            ip = ipaddress.ip_address(words)
+            mapped = getattr(ip, "ipv4_mapped", None)
+            found.append((str(mapped or ip), int(port_hex, 16)))
+    return found if readable else None
+
+
+def connections_to(ports: set[int]) -> dict[int, int] | None:
+    """How many established TCP connections each of ``ports`` serves on this machine.
+
+    Counts the server's end only (local port in ``ports``), so a client on the same machine
+    is counted once. ``None`` where the kernel's tables cannot be read.
+    """
+    sockets = tcp_sockets(ESTABLISHED)
+    if sockets is None:
+        return None
+    counts = dict.fromkeys(ports, 0)
+    for _address, port in sockets:
+        if port in counts:
+            counts[port] += 1
+    return counts

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mqkit.brokers.ports import connections_to
 from mqkit.brokers.specs import LOOPBACK, new_password
 from mqkit.classroom import namespace, progress
 from mqkit.classroom.broker import ClassBroker
@@ -85,6 +86,8 @@ class StudentStatus:
         is_mosquitto_running: their Mosquitto runs.
         has_vhost: their vhost exists on the broker (``None``: the broker was not asked).
         connections: their open AMQP connections (``None``: the broker was not asked).
+        mqtt_clients: the clients connected to their Mosquitto, counted from this machine's
+            TCP connections to its port (``None``: unknown, not on Linux).
     """
 
     id: str
@@ -95,6 +98,7 @@ class StudentStatus:
     is_mosquitto_running: bool
     has_vhost: bool | None
     connections: int | None
+    mqtt_clients: int | None = None
 
     @property
     def is_connected(self) -> bool | None:
@@ -148,7 +152,7 @@ class Classroom:
                                 port=student.mqtt_port, binary=self.mosquitto_binary)
 
     def status(self, broker: ClassBroker | None) -> list[StudentStatus]:
-        """Every student: Mosquitto running, vhost present, AMQP connections open.
+        """Every student: Mosquitto running, vhost present, AMQP and MQTT connections open.
 
         Args:
             broker: the classroom's RabbitMQ; ``None`` (or a broker that does not answer, or
@@ -174,13 +178,18 @@ class Classroom:
                 log.warning("the classroom broker cannot be asked (vhosts and connections "
                             "are unknown): %s", exc.message)
                 vhosts = connections = None
+        # Each Mosquitto is a process of this machine: its clients are the TCP connections
+        # to its port here (its $SYS counters are the student's to read, and lag 10 s).
+        mqtt = connections_to({s.mqtt_port for s in record.students.values()})
         rows = []
         for student in sorted(record.students.values(), key=lambda s: s.id.lower()):
+            running = self.mosquitto(record, student).is_running()
             rows.append(StudentStatus(
                 student.id, student.name, student.user, student.ready, student.mqtt_port,
-                self.mosquitto(record, student).is_running(),
+                running,
                 None if vhosts is None else student.vhost in vhosts,
-                None if connections is None else connections.get(student.user, 0)))
+                None if connections is None else connections.get(student.user, 0),
+                None if mqtt is None else mqtt[student.mqtt_port] if running else 0))
         return rows
 
     # -- changing ------------------------------------------------------------------------

@@ -195,6 +195,9 @@ def test_mqtt_card_works_on_its_mosquitto_and_is_refused_on_another(room):
 
 def test_list_shows_who_is_connected(room, broker):
     connection = clients.amqp_connection(_card(room, "cy")["MQKIT_AMQP_URL"])
+    mqtt_url = _card(room, "ann")["MQKIT_MQTT_URL"]
+    ann_clients = [clients.mqtt_connect(mqtt_url, client_id=f"list-{n}", key=f"list-{n}")
+                   for n in range(2)]
     try:
         deadline = time.monotonic() + 10
         while True:  # the management API lists a new connection after a moment
@@ -205,23 +208,35 @@ def test_list_shows_who_is_connected(room, broker):
         assert rows["cy"].is_connected
         assert rows["cy"].connections == 1
         assert rows["bo"].is_connected is False
+        assert {row.id: row.mqtt_clients for row in rows.values()} == {"ann": 2, "bo": 0,
+                                                                       "cy": 0}
         assert all(row.is_mosquitto_running and row.has_vhost and row.is_ready
                    for row in rows.values())
         listed = mqkit("classroom", "list", str(room.folder), "--admin-url",
                        broker.admin.api.address.url())
         assert listed.returncode == 0, listed.stderr
         out = listed.stdout
-        assert any(line.startswith("cy ") and line.endswith("yes (1)")
+        assert any(line.startswith("cy ") and line.endswith("yes (1)    no")
                    for line in out.splitlines())
-        assert "3 students, 1 connected, 3 Mosquittos running" in out
+        assert any(line.startswith("ann ") and line.endswith("no         yes (2)")
+                   for line in out.splitlines())
+        assert "3 students, 1 connected over AMQP, 1 over MQTT, 3 Mosquittos running" in out
         as_json = mqkit("classroom", "list", str(room.folder), "--json", "--admin-url",
                         broker.admin.api.address.url())
         rows_json = {row["id"]: row for row in json.loads(as_json.stdout)}
         assert rows_json["cy"]["connections"] == 1
         assert rows_json["ann"]["is_connected"] is False
+        assert rows_json["ann"]["mqtt_clients"] == 2
     finally:
         connection.close()
+        for client in ann_clients:
+            client.disconnect()
+            client.loop_stop()
     assert room.status(None)[0].connections is None  # without a broker: unknown, not "no"
+    deadline = time.monotonic() + 5
+    while room.status(None)[0].mqtt_clients and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server's end closes a moment after the client's
+    assert room.status(None)[0].mqtt_clients == 0  # ann's, counted without a broker too
 
 
 def test_rerun_with_a_longer_roster_adds_only_the_new_student(room, broker):
