@@ -2,7 +2,8 @@
 
 A sandboxed submission cannot kill the broker, so the test does: a thread watches the
 management API and, as soon as *bob*'s notebook has declared its queue, sends the RabbitMQ
-process SIGKILL. Bob's notebook then holds a connection and sleeps a few seconds, so the
+process SIGKILL (on the Docker line: ``docker kill`` of its container, which the grader
+starts again). Bob's notebook then holds a connection and sleeps a few seconds, so the
 kill lands in the middle of his run. Every submission is honest and scores full marks
 when graded alone.
 """
@@ -25,6 +26,7 @@ from mqkit.admin import Admin
 from mqkit.exceptions import BrokerNotRunning
 from mqkit.grading.grader import grade, lab_checks, summary_lines
 from tests.grading import submissions
+from tests.lines import backend_params, make_line_backend
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +48,32 @@ def own_brokers(broker_factory):
     backend.stop()
 
 
+@pytest.fixture(params=backend_params("full"))
+def killable_brokers(request, broker_factory):
+    """Brokers of this test's own on the process backend and on the newest Docker line."""
+    backend = make_line_backend(broker_factory, request.param)
+    yield backend
+    backend.stop()
+
+
+def rabbitmq_identity(backend) -> str:
+    """What changes when RabbitMQ starts again: its pid, or its container's start time."""
+    if backend.name == "process":
+        return str(backend.store.load().pids["rabbitmq"])
+    container = backend.client().containers.get(backend.container_name("rabbitmq"))
+    return f"{container.id}@{container.attrs['State']['StartedAt']}"
+
+
+def kill_rabbitmq(backend) -> str:
+    """SIGKILL RabbitMQ: its process, or its container (``docker kill``); its identity."""
+    identity = rabbitmq_identity(backend)
+    if backend.name == "process":
+        os.kill(int(identity), signal.SIGKILL)
+    else:
+        backend.client().containers.get(backend.container_name("rabbitmq")).kill()
+    return identity
+
+
 @dataclass
 class Killer:
     """Kills RabbitMQ once, when ``student``'s notebook has declared its queue."""
@@ -53,7 +81,7 @@ class Killer:
     backend: object
     student: str
     stop: threading.Event = field(default_factory=threading.Event)
-    killed: list[int] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
     thread: threading.Thread | None = None
 
     def start(self) -> Killer:
@@ -73,9 +101,7 @@ class Killer:
             except Exception:  # the broker may be busy, the vhost just gone: look again
                 continue
             if ready:
-                pid = self.backend.store.load().pids["rabbitmq"]
-                os.kill(pid, signal.SIGKILL)
-                self.killed.append(pid)
+                self.killed.append(kill_rabbitmq(self.backend))
                 return
 
 
@@ -115,10 +141,11 @@ def descendants() -> list[tuple[int, str]]:
 
 
 def test_a_killed_broker_is_restarted_and_the_affected_submissions_graded_again(
-        own_brokers, tmp_path, request):
+        killable_brokers, tmp_path, request):
+    own_brokers = killable_brokers
     began = time.monotonic()
     endpoints = own_brokers.running()
-    first_pid = own_brokers.store.load().pids["rabbitmq"]
+    first = rabbitmq_identity(own_brokers)
     notebooks = {
         "alice": submissions.lab_notebook("01", solution=True),
         "bob": submissions.notebook(submissions.WORK, HOLD),
@@ -133,7 +160,7 @@ def test_a_killed_broker_is_restarted_and_the_affected_submissions_graded_again(
     finally:
         killer.stop.set()
         killer.thread.join(10)
-    assert killer.killed == [first_pid], "the broker was never killed during bob's run"
+    assert killer.killed == [first], "the broker was never killed during bob's run"
 
     # Every honest submission scores what it scores alone: full marks, check by check.
     checks, _ = lab_checks("01")
@@ -169,21 +196,23 @@ def test_a_killed_broker_is_restarted_and_the_affected_submissions_graded_again(
         assert again == (student in regraded), totals[student]
     assert "graded again from the start" in (tmp_path / "feedback" / "bob.md").read_text()
 
-    # The killed broker is gone and one RabbitMQ runs, the restarted one, with none of the
-    # run's vhosts left (the killed broker had kept bob's first one).
-    assert not alive(first_pid)
-    pid = own_brokers.store.load().pids["rabbitmq"]
-    assert pid != first_pid
-    assert alive(pid)
+    # One RabbitMQ runs, the restarted one, with none of the run's vhosts left (the killed
+    # broker had kept bob's first one).
+    again = rabbitmq_identity(own_brokers)
+    assert again != first
     assert [s.is_running for s in own_brokers.status()] == [True, True]
-    assert [name for name in own_brokers.orphans() if name == "beam.smp"] == ["beam.smp"]
+    assert own_brokers.running().amqp_url == endpoints.amqp_url  # same ports and users
     assert not [v["name"] for v in Admin(endpoints).vhosts() if v["name"].startswith("grade-")]
     # No kernel or Mosquitto of the run is left, and once the brokers stop, nothing of them.
     assert [cmd for _pid, cmd in descendants() if "mqkit-grade" in cmd
             or "ipykernel" in cmd] == []
-    own_brokers.stop()
-    assert own_brokers.orphans() == []
-    assert not alive(pid)
+    if own_brokers.name == "process":
+        assert not alive(int(first))
+        assert alive(int(again))
+        assert [name for name in own_brokers.orphans() if name == "beam.smp"] == ["beam.smp"]
+        own_brokers.stop()
+        assert own_brokers.orphans() == []
+        assert not alive(int(again))
     # record_property's own words, without its warning about the xunit2 schema
     request.node.user_properties += [("seconds", round(time.monotonic() - began, 1)),
                                      ("restart_seconds", round(incident.restart_seconds, 1)),
@@ -212,6 +241,6 @@ def test_a_broker_the_grader_cannot_restart_ends_the_run_with_a_clear_error(own_
         "mqkit's runs it here, so the grader cannot start it again.")
     assert raised.value.hint.startswith("Have the broker started again, then grade again")
     assert not (tmp_path / "grades.csv").exists()
-    assert not alive(killer.killed[0])
+    assert not alive(int(killer.killed[0]))
     assert [cmd for _pid, cmd in descendants() if "mqkit-grade" in cmd
             or "ipykernel" in cmd] == []
