@@ -147,6 +147,10 @@ def _classroom_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                              "the public host is loopback, else every interface)")
     create.add_argument("--mqtt-ports", default=None, metavar="FIRST-LAST",
                         help="a port range for the students' Mosquittos (default: any free)")
+    create.add_argument("--cluster-nodes", default=None, metavar="HOST:PORT,...",
+                        help="the other AMQP nodes of a department's cluster, as students "
+                             "reach them: the cards list them after the first so clients "
+                             "fail over (default: the nodes of mqkit's own cluster, else none)")
     create.add_argument("--workers", type=int, default=4, help="students set up at once")
     for name, meaning in (("max-connections", "AMQP connections per student (default 64)"),
                           ("max-queues", "queues per student (default 200)"),
@@ -309,10 +313,11 @@ def _classroom_create(args: argparse.Namespace, classroom: Any) -> int:
                                                     "mqtt_max_connections")
              if getattr(args, name) is not None}
     limits = room.Limits(**given) if given else None
+    nodes = None if args.cluster_nodes is None else room.parse_nodes(args.cluster_nodes)
     broker = room.connect(args.admin_url, args.amqp_port, start=True)
     report = classroom.create(students, broker, public_host=args.public_host,
                               prefix=args.prefix, limits=limits, mqtt_listen=args.mqtt_listen,
-                              mqtt_ports=ports, workers=args.workers)
+                              mqtt_ports=ports, cluster_nodes=nodes, workers=args.workers)
     folder = classroom.folder
     print(f"added {len(report.added)}, kept {len(report.kept)}, repaired "
           f"{len(report.repaired)}, Mosquittos restarted {len(report.restarted)} "

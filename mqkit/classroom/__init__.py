@@ -15,7 +15,7 @@ module each:
 * :mod:`~mqkit.classroom.classroom` — :class:`Classroom`: create, status, remove, up, down.
 """
 
-from mqkit.classroom.broker import ClassBroker, connect
+from mqkit.classroom.broker import ClassBroker, connect, parse_nodes
 from mqkit.classroom.classroom import Classroom, CreateReport, StudentStatus, UpReport
 from mqkit.classroom.limits import Limits
 from mqkit.classroom.roster import Student, parse_roster, read_roster
@@ -29,6 +29,7 @@ __all__ = [
     "StudentStatus",
     "UpReport",
     "connect",
+    "parse_nodes",
     "parse_roster",
     "read_roster",
 ]

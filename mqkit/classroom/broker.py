@@ -90,6 +90,28 @@ class ClassBroker:
         _require_administrator(self.admin, self.key)
 
 
+def parse_nodes(text: str) -> list[str]:
+    """``"mq2.example.edu:5672,mq3.example.edu:5672"`` → the nodes, checked (IPv6 in brackets).
+
+    The further AMQP nodes of a department's cluster, as students reach them, for the
+    cards (after the first node, the broker's own address or ``--public-host``).
+
+    Raises:
+        ConfigError: a node that is not ``HOST:PORT`` with a port from 1 to 65535.
+    """
+    nodes = []
+    for item in (part.strip() for part in text.split(",")):
+        host, _, port = item.rpartition(":")
+        bare_ipv6 = ":" in host and not (host.startswith("[") and host.endswith("]"))
+        if (not host or not port.isdigit() or not 1 <= int(port) <= 65535 or "/" in host
+                or bare_ipv6):
+            raise ConfigError(f"The cluster node {item!r} is not HOST:PORT.",
+                              hint="List the other nodes' AMQP addresses, comma-separated: "
+                                   "--cluster-nodes mq2.example.edu:5672,mq3.example.edu:5672.")
+        nodes.append(f"{host}:{int(port)}")
+    return nodes
+
+
 def _require_administrator(admin: Admin, where: str) -> None:
     me = admin.whoami()
     if "administrator" not in me["tags"]:

@@ -198,6 +198,7 @@ class Classroom:
                public_host: str | None = None, prefix: str | None = None,
                limits: Limits | None = None, mqtt_listen: str | None = None,
                mqtt_ports: tuple[int, int] | None = None,
+               cluster_nodes: Sequence[str] | None = None,
                workers: int = DEFAULT_WORKERS) -> CreateReport:
         """Make a namespace and a card for every student of the roster who has none yet.
 
@@ -217,6 +218,10 @@ class Classroom:
             mqtt_listen: ``127.0.0.1`` or ``0.0.0.0`` for the Mosquittos (default: loopback
                 when the public host is a loopback name, else every interface).
             mqtt_ports: an inclusive range for the Mosquittos' ports (default: any free).
+            cluster_nodes: the other AMQP nodes of the broker's cluster (``host:port``, as
+                students reach them), listed in the cards after the first so that every
+                mqkit client fails over to them (default: the nodes of mqkit's own
+                cluster, else none). Changing them later rewrites every card.
             workers: students set up at once.
 
         Prefix, limits, listen address and port range are fixed by the first ``create``;
@@ -244,6 +249,10 @@ class Classroom:
                 log.info("public host %s -> %s: every card is written again",
                          record.public_host, public_host)
                 record.public_host = public_host
+        if cluster_nodes is not None and list(cluster_nodes) != record.failover:
+            log.info("cluster nodes %s -> %s: every card is written again",
+                     ",".join(record.failover) or "none", ",".join(cluster_nodes) or "none")
+            record.failover = list(cluster_nodes)
         broker.check_administrator()
         check_binary(self.mosquitto_binary)
         report = CreateReport()

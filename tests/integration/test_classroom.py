@@ -31,7 +31,7 @@ from mqkit.classroom.cards import INSTRUCTOR_CSV, card_path, read_card, unit_nam
 from mqkit.classroom.limits import POLICY_NAME
 from mqkit.classroom.record import load_record
 from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError, MQKitError
-from mqkit.urls import parse_url
+from mqkit.urls import parse_amqp_urls, parse_url
 from tests.helpers import VERDICT, mqtt_round_trip, run_notebook_with_card
 
 pytestmark = pytest.mark.integration
@@ -282,6 +282,38 @@ def test_a_classroom_keeps_its_settings_and_its_broker(room, broker):
     assert moved["MQKIT_MQTT_URL"] == before["MQKIT_MQTT_URL"].replace("127.0.0.1", "localhost")
     room.create(roster, broker, public_host="127.0.0.1")
     assert _card(room, "ann") == before
+
+
+def test_cards_of_a_cluster_fail_over_to_the_nodes_named(broker, brokers, tmp_path):
+    """--cluster-nodes for a department's cluster: the card lists the nodes after the first,
+    and a student whose first node is down connects through the next one. Rehearsed with
+    the cards' first port dead and the real broker named as the other node."""
+    from mqkit.brokers.ports import free_port
+
+    folder, prefix, dead = tmp_path / "cluster", f"t{uuid.uuid4().hex[:6]}-", free_port()
+    (tmp_path / "roster.csv").write_text("id,name\ndee,Dee Ng\n")
+    real = f"127.0.0.1:{brokers.amqp.port}"
+    created = mqkit("classroom", "create", str(tmp_path / "roster.csv"), "--out", str(folder),
+                    "--admin-url", broker.admin.api.address.url(), "--prefix", prefix,
+                    "--amqp-port", str(dead), "--cluster-nodes", f"{real},mq3.example.edu:5672")
+    classroom = Classroom(folder)
+    try:
+        assert created.returncode == 0, created.stderr
+        url = _card(classroom, "dee")["MQKIT_AMQP_URL"]
+        nodes = [(a.host, a.port, a.vhost) for a in parse_amqp_urls(url)]
+        assert nodes == [("127.0.0.1", dead, f"{prefix}dee"),
+                         ("127.0.0.1", brokers.amqp.port, f"{prefix}dee"),
+                         ("mq3.example.edu", 5672, f"{prefix}dee")]
+        connection = clients.amqp_connection(url)  # the first node refuses: the second answers
+        connection.channel().queue_declare("lab01.hello", durable=True)
+        connection.close()
+        bad = mqkit("classroom", "create", str(tmp_path / "roster.csv"), "--out", str(folder),
+                    "--admin-url", broker.admin.api.address.url(), "--cluster-nodes", "mq2")
+        assert bad.returncode == 1
+        assert "The cluster node 'mq2' is not HOST:PORT" in bad.stderr
+        assert _card(classroom, "dee")["MQKIT_AMQP_URL"] == url  # nothing was changed
+    finally:
+        _remove_all(classroom, broker, prefix)
 
 
 def test_remove_deletes_everything_of_a_student(room, broker):
