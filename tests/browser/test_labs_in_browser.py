@@ -16,11 +16,11 @@ with Run > Run All Cells. When nothing is queued or running any more and the ker
   shows ``restarting…`` and then both brokers running again.
 
 The kernels use brokers of this module's own (``MQKIT_STATE_DIR``), which the BrokerPanel
-may restart: on the process backend, and for labs 00 and 07 on the newest broker line too
-(RabbitMQ 4.3 / Mosquitto 2.1 in Docker, ``tests/lines.py``). By default the student
-notebooks with widgets run (what CI runs); ``MQKIT_TEST_BROWSER_ALL=1`` (``make
-test-browser-all``) runs every student and solution notebook, and ``make test-matrix`` every
-selected notebook on every line. Screenshots and ``timings.txt`` go to
+may restart: on the process backend and on the newest broker line (RabbitMQ 4.3 /
+Mosquitto 2.1 in Docker, ``tests/lines.py``). By default the student notebooks with widgets
+run (what CI runs); ``MQKIT_TEST_BROWSER_ALL=1`` (``make test-browser-all``) runs every
+student and solution notebook, and ``make test-matrix`` every selected notebook on every
+line. Screenshots and ``timings.txt`` go to
 ``test-artifacts/browser/labs/``.
 """
 
@@ -54,7 +54,7 @@ from tests.browser.notebook_page import (
     wait_until_run_done,
 )
 from tests.labs.conftest import backend_environment
-from tests.lines import backend_params, is_matrix, make_line_backend
+from tests.lines import backend_params, make_line_backend
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -103,25 +103,14 @@ def selected() -> list[tuple[str, Lab]]:
 
 
 NOTEBOOKS = selected()
-#: Labs whose Run All also runs on the newest line (RabbitMQ 4.3 / Mosquitto 2.1 in Docker) in
-#: ``make test``: lab 00's BrokerPanel restarts both brokers (``docker restart`` there), lab
-#: 07's explainers read a headers exchange. ``make test-browser-all`` and
-#: ``make test-matrix`` run every selected notebook on every line.
-ON_EVERY_LINE = {"00", "07"}
 
 
 def cases() -> list:
-    """(kind, lab, line) for every selected notebook and the lines it runs on."""
-    found = []
-    for kind, lab in NOTEBOOKS:
-        for param in backend_params("full"):
-            line = param.values[0]
-            if line != "process" and lab.name[:2] not in ON_EVERY_LINE \
-                    and not (RUN_EVERY_NOTEBOOK or is_matrix()):
-                continue
-            found.append(pytest.param(kind, lab, line, marks=param.marks,
-                                      id=f"{kind}/{lab.name}-{param.id}"))
-    return found
+    """(kind, lab, line) for every selected notebook on the process backend and the newest
+    line (RabbitMQ 4.3 / Mosquitto 2.1 in Docker; ``make test-matrix``: every line)."""
+    return [pytest.param(kind, lab, param.values[0], marks=param.marks,
+                         id=f"{kind}/{lab.name}-{param.id}")
+            for kind, lab in NOTEBOOKS for param in backend_params("full")]
 
 
 @dataclass(frozen=True)
