@@ -15,7 +15,6 @@ import shlex
 import signal
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,58 +28,15 @@ from mqkit.admin import Admin
 from mqkit.classroom import ClassBroker, Classroom, Limits, parse_roster
 from mqkit.classroom.cards import INSTRUCTOR_CSV, card_path, read_card, unit_name
 from mqkit.classroom.limits import POLICY_NAME
-from mqkit.classroom.record import load_record
 from mqkit.exceptions import AuthenticationError, BrokerConnectionError, ConfigError, MQKitError
 from mqkit.urls import parse_amqp_urls, parse_url
 from tests.helpers import VERDICT, mqtt_round_trip, run_notebook_with_card
+from tests.integration.classroom_support import card_of, mosquitto_pid, mqkit, pid_alive, remove_all
 
 pytestmark = pytest.mark.integration
 
 ROSTER = "id,name\nann,Ann Lee\nbo,Bo Chen\ncy,Cy Diaz\n"
 LAB01 = Path(__file__).resolve().parents[2] / "labs" / "solutions" / "01-connection-channel.ipynb"
-
-
-def mqkit(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    """The `mqkit` command as an instructor runs it: a process of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")} | variables
-    return subprocess.run([sys.executable, "-m", "mqkit", *args], env=env, text=True,
-                          capture_output=True, timeout=120, check=False)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().rsplit(")", 1)[1].split()[0] == "Z")
-
-
-def _mosquitto_pid(classroom: Classroom, student_id: str) -> int:
-    state = classroom.folder / "mosquitto" / student_id / "process" / "state.json"
-    return int(json.loads(state.read_text())["pids"]["mosquitto"])
-
-
-def _card(classroom: Classroom, student_id: str) -> dict[str, str]:
-    record = classroom.record()
-    student = record.find(student_id)
-    assert student is not None
-    return read_card(card_path(classroom.folder, student))
-
-
-def _remove_all(classroom: Classroom, broker: ClassBroker, prefix: str) -> None:
-    """Remove every student and check that nothing of the classroom is left."""
-    record = load_record(classroom.folder)
-    pids = []
-    if record is not None and record.students:
-        pids = [_mosquitto_pid(classroom, s) for s in record.students
-                if (classroom.folder / "mosquitto" / s / "process" / "state.json").exists()]
-        classroom.remove(list(record.students), broker)
-    admin = broker.admin
-    assert not [v["name"] for v in admin.vhosts()
-                if v["name"].startswith((prefix, prefix.rstrip("-") + ":"))]
-    assert not [u["name"] for u in admin.users() if u["name"].startswith(prefix)]
-    assert not [pid for pid in pids if _pid_alive(pid)]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +52,7 @@ def room(broker, tmp_path_factory):
     report = classroom.create(parse_roster(ROSTER), broker, prefix=prefix)
     assert report.added == ["ann", "bo", "cy"]
     yield classroom
-    _remove_all(classroom, broker, prefix)
+    remove_all(classroom, broker, prefix)
 
 
 def test_create_writes_private_cards_a_csv_and_a_unit(room):
@@ -121,7 +77,7 @@ def test_create_writes_private_cards_a_csv_and_a_unit(room):
 
 
 def test_amqp_card_works_on_its_vhost_and_is_refused_on_another(room):
-    ann, bo = _card(room, "ann"), _card(room, "bo")
+    ann, bo = card_of(room, "ann"), card_of(room, "bo")
     connection = clients.amqp_connection(ann["MQKIT_AMQP_URL"])
     try:
         channel = connection.channel()
@@ -165,8 +121,8 @@ def test_amqp_card_works_on_its_vhost_and_is_refused_on_another(room):
 
 
 def test_mqtt_card_works_on_its_mosquitto_and_is_refused_on_another(room):
-    ann = parse_url(_card(room, "ann")["MQKIT_MQTT_URL"], ("mqtt",))
-    bo = parse_url(_card(room, "bo")["MQKIT_MQTT_URL"], ("mqtt",))
+    ann = parse_url(card_of(room, "ann")["MQKIT_MQTT_URL"], ("mqtt",))
+    bo = parse_url(card_of(room, "bo")["MQKIT_MQTT_URL"], ("mqtt",))
     assert ann.port != bo.port
     assert mqtt_round_trip(ann, "lab10/config/greeting", b"hi ann") == b"hi ann"
     # ann's user and password on bo's Mosquitto, and bo's on ann's: refused.
@@ -194,8 +150,8 @@ def test_mqtt_card_works_on_its_mosquitto_and_is_refused_on_another(room):
 
 
 def test_list_shows_who_is_connected(room, broker):
-    connection = clients.amqp_connection(_card(room, "cy")["MQKIT_AMQP_URL"])
-    mqtt_url = _card(room, "ann")["MQKIT_MQTT_URL"]
+    connection = clients.amqp_connection(card_of(room, "cy")["MQKIT_AMQP_URL"])
+    mqtt_url = card_of(room, "ann")["MQKIT_MQTT_URL"]
     ann_clients = [clients.mqtt_connect(mqtt_url, client_id=f"list-{n}", key=f"list-{n}")
                    for n in range(2)]
     try:
@@ -255,7 +211,7 @@ def test_rerun_with_a_longer_roster_adds_only_the_new_student(room, broker):
     for student in ("ann", "bo", "cy"):
         user = record.find(student).user
         assert users_after[user] == users_before[user]  # not even re-hashed
-    mqtt = parse_url(_card(room, "dee")["MQKIT_MQTT_URL"], ("mqtt",))
+    mqtt = parse_url(card_of(room, "dee")["MQKIT_MQTT_URL"], ("mqtt",))
     assert mqtt_round_trip(mqtt, "dee/hello", b"hi") == b"hi"
     # The same again through the command line: nothing to add.
     roster = room.folder.parent / "roster.csv"
@@ -275,13 +231,13 @@ def test_a_classroom_keeps_its_settings_and_its_broker(room, broker):
     with pytest.raises(ConfigError, match=re.escape(f"lives on the broker {broker.key}, not on http://localhost")):
         room.status(elsewhere)
     # A new public host rewrites every card, and nothing else changes.
-    before = _card(room, "ann")
+    before = card_of(room, "ann")
     room.create(roster, broker, public_host="localhost")
-    moved = _card(room, "ann")
+    moved = card_of(room, "ann")
     assert moved["MQKIT_AMQP_URL"] == before["MQKIT_AMQP_URL"].replace("127.0.0.1", "localhost")
     assert moved["MQKIT_MQTT_URL"] == before["MQKIT_MQTT_URL"].replace("127.0.0.1", "localhost")
     room.create(roster, broker, public_host="127.0.0.1")
-    assert _card(room, "ann") == before
+    assert card_of(room, "ann") == before
 
 
 def test_cards_of_a_cluster_fail_over_to_the_nodes_named(broker, brokers, tmp_path):
@@ -299,7 +255,7 @@ def test_cards_of_a_cluster_fail_over_to_the_nodes_named(broker, brokers, tmp_pa
     classroom = Classroom(folder)
     try:
         assert created.returncode == 0, created.stderr
-        url = _card(classroom, "dee")["MQKIT_AMQP_URL"]
+        url = card_of(classroom, "dee")["MQKIT_AMQP_URL"]
         nodes = [(a.host, a.port, a.vhost) for a in parse_amqp_urls(url)]
         assert nodes == [("127.0.0.1", dead, f"{prefix}dee"),
                          ("127.0.0.1", brokers.amqp.port, f"{prefix}dee"),
@@ -311,17 +267,17 @@ def test_cards_of_a_cluster_fail_over_to_the_nodes_named(broker, brokers, tmp_pa
                     "--admin-url", broker.admin.api.address.url(), "--cluster-nodes", "mq2")
         assert bad.returncode == 1
         assert "The cluster node 'mq2' is not HOST:PORT" in bad.stderr
-        assert _card(classroom, "dee")["MQKIT_AMQP_URL"] == url  # nothing was changed
+        assert card_of(classroom, "dee")["MQKIT_AMQP_URL"] == url  # nothing was changed
     finally:
-        _remove_all(classroom, broker, prefix)
+        remove_all(classroom, broker, prefix)
 
 
 def test_remove_deletes_everything_of_a_student(room, broker):
     room.create(parse_roster(ROSTER + "eve,Eve Fox\n"), broker)
     record = room.record()
     eve = record.find("eve")
-    pid = _mosquitto_pid(room, "eve")
-    connection = clients.amqp_connection(_card(room, "eve")["MQKIT_AMQP_URL"])
+    pid = mosquitto_pid(room, "eve")
+    connection = clients.amqp_connection(card_of(room, "eve")["MQKIT_AMQP_URL"])
     removed = mqkit("classroom", "remove", str(room.folder), "eve", "--admin-url",
                     broker.admin.api.address.url())
     assert removed.returncode == 0, removed.stderr
@@ -329,7 +285,7 @@ def test_remove_deletes_everything_of_a_student(room, broker):
         connection.sleep(5.0)
     assert eve.vhost not in {v["name"] for v in broker.admin.vhosts()}
     assert eve.user not in {u["name"] for u in broker.admin.users()}
-    assert not _pid_alive(pid)
+    assert not pid_alive(pid)
     assert not (room.folder / "mosquitto" / "eve").exists()
     assert not card_path(room.folder, eve).exists()
     assert room.record().find("eve") is None
@@ -343,16 +299,16 @@ def test_remove_deletes_everything_of_a_student(room, broker):
 
 
 def test_up_restarts_a_killed_mosquitto_with_the_same_card(room):
-    pid = _mosquitto_pid(room, "bo")
+    pid = mosquitto_pid(room, "bo")
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     up = mqkit("classroom", "up", str(room.folder))
     assert up.returncode == 0, up.stderr
     assert up.stdout.startswith("started 1, already running")
-    assert _mosquitto_pid(room, "bo") != pid
-    bo = parse_url(_card(room, "bo")["MQKIT_MQTT_URL"], ("mqtt",))
+    assert mosquitto_pid(room, "bo") != pid
+    bo = parse_url(card_of(room, "bo")["MQKIT_MQTT_URL"], ("mqtt",))
     assert mqtt_round_trip(bo, "bo/back", b"again") == b"again"
 
 
@@ -362,19 +318,19 @@ def test_the_systemd_unit_s_commands_stop_and_start_the_whole_class(room):
                for line in unit.splitlines() if line.startswith(("ExecStart=", "ExecStop="))}
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
     ids = sorted(room.record().students)
-    pids = [_mosquitto_pid(room, s) for s in ids]
+    pids = [mosquitto_pid(room, s) for s in ids]
     stop = subprocess.run(command["ExecStop"], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     assert stop.returncode == 0, stop.stderr
     assert stop.stdout.startswith(f"stopped {len(ids)} Mosquittos")
-    assert not [pid for pid in pids if _pid_alive(pid)]
+    assert not [pid for pid in pids if pid_alive(pid)]
     assert not any(row.is_mosquitto_running for row in room.status(None))
     start = subprocess.run(command["ExecStart"], env=env, capture_output=True, text=True,
                            timeout=120, check=False)
     assert start.returncode == 0, start.stderr
     assert start.stdout.startswith(f"started {len(ids)}, already running 0")
     assert all(row.is_mosquitto_running for row in room.status(None))
-    ann = parse_url(_card(room, "ann")["MQKIT_MQTT_URL"], ("mqtt",))
+    ann = parse_url(card_of(room, "ann")["MQKIT_MQTT_URL"], ("mqtt",))
     assert mqtt_round_trip(ann, "ann/after-boot", b"up") == b"up"
 
 
@@ -402,7 +358,7 @@ def test_create_refuses_a_student_url_and_a_missing_mosquitto_before_anything(ro
     roster.write_text("id,name\nzoe,Zoe Li\n")
     prefix = f"t{uuid.uuid4().hex[:6]}-"
     student = mqkit("classroom", "create", str(roster), "--out", str(tmp_path / "a"),
-                    "--prefix", prefix, "--admin-url", _card(room, "ann")["MQKIT_MANAGEMENT_URL"])
+                    "--prefix", prefix, "--admin-url", card_of(room, "ann")["MQKIT_MANAGEMENT_URL"])
     assert student.returncode == 1
     assert "has the tags ['management']; a classroom needs an administrator" in student.stderr
     missing = mqkit("classroom", "create", str(roster), "--out", str(tmp_path / "b"),
@@ -434,12 +390,12 @@ def test_a_create_that_failed_half_way_is_finished_by_the_next(broker, tmp_path)
         assert sorted(report.repaired) == ["mo", "ni"]
         assert report.added == []
         assert {s.id: s.password for s in again.record().students.values()} == passwords
-        card = _card(again, "ni")
+        card = card_of(again, "ni")
         clients.amqp_connection(card["MQKIT_AMQP_URL"]).close()
         ni = parse_url(card["MQKIT_MQTT_URL"], ("mqtt",))
         assert mqtt_round_trip(ni, "ni/finally", b"ok") == b"ok"
     finally:
-        _remove_all(again, broker, prefix)
+        remove_all(again, broker, prefix)
 
 
 def test_limits_and_caps_really_apply(broker, tmp_path):
@@ -449,7 +405,7 @@ def test_limits_and_caps_really_apply(broker, tmp_path):
     classroom.create(parse_roster("id,name\nkim,Kim Lo\n"), broker, prefix=prefix,
                      limits=limits)
     try:
-        card = _card(classroom, "kim")
+        card = card_of(classroom, "kim")
         vhost = parse_url(card["MQKIT_AMQP_URL"], ("amqp",)).vhost
         assert broker.admin.vhost_limits(vhost) == {"max-connections": 2, "max-queues": 3}
         first = clients.amqp_connection(card["MQKIT_AMQP_URL"])
@@ -479,7 +435,7 @@ def test_limits_and_caps_really_apply(broker, tmp_path):
         second.close()
         first.close()
     finally:
-        _remove_all(classroom, broker, prefix)
+        remove_all(classroom, broker, prefix)
 
 
 def _mosquitto_version() -> str:
@@ -498,7 +454,7 @@ def test_mosquitto_connection_limit(broker, tmp_path):
                      limits=Limits(mqtt_max_connections=2))
     held = []
     try:
-        mqtt = _card(classroom, "lee")["MQKIT_MQTT_URL"]
+        mqtt = card_of(classroom, "lee")["MQKIT_MQTT_URL"]
         held += [clients.mqtt_connect(mqtt, client_id=f"c{n}", key=f"c{n}") for n in range(2)]
         with pytest.raises(BrokerConnectionError):
             held.append(clients.mqtt_connect(mqtt, client_id="c2", key="c2", timeout=3))
@@ -506,11 +462,11 @@ def test_mosquitto_connection_limit(broker, tmp_path):
         for client in held:
             client.disconnect()
             client.loop_stop()
-        _remove_all(classroom, broker, prefix)
+        remove_all(classroom, broker, prefix)
 
 
 def test_a_lab_runs_unchanged_with_a_card(room, tmp_path):
-    texts = run_notebook_with_card(LAB01, _card(room, "ann"), tmp_path / "state", timeout=120)
+    texts = run_notebook_with_card(LAB01, card_of(room, "ann"), tmp_path / "state", timeout=120)
     verdicts = [text for text in texts if "01.own-connection" in text]
     assert verdicts
     assert all("passed" in text for text in verdicts), verdicts
@@ -521,7 +477,7 @@ def test_a_lab_runs_unchanged_with_a_card(room, tmp_path):
 def test_restart_cells_read_along_on_a_shared_broker(room, lab, tmp_path):
     """Labs 02 and 09 restart RabbitMQ; with a card that is the instructor's to do: the cell
     says so, nothing restarts, and the lab goes on to pass every self-check."""
-    texts = run_notebook_with_card(LAB01.parent / f"{lab}.ipynb", _card(room, "cy"),
+    texts = run_notebook_with_card(LAB01.parent / f"{lab}.ipynb", card_of(room, "cy"),
                                    tmp_path / "state")
     said = [text for text in texts if "Nothing was done: these brokers are shared" in text]
     assert len(said) == 1, texts

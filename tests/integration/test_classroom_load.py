@@ -14,7 +14,7 @@ import pytest
 
 from mqkit.classroom import ClassBroker, Classroom, parse_roster
 from mqkit.classroom.load import StudentResult, _student, run_load
-from tests.integration.test_classroom import _remove_all, mqkit
+from tests.integration.classroom_support import mqkit, remove_all
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def big_room(brokers, tmp_path_factory):
     classroom = Classroom(tmp_path_factory.mktemp("load") / "room")
     classroom.create(parse_roster(roster), broker, prefix=prefix, workers=6)
     yield classroom
-    _remove_all(classroom, broker, prefix)
+    remove_all(classroom, broker, prefix)
 
 
 def test_thirty_students_lose_nothing_and_never_see_each_other(big_room):

@@ -29,7 +29,7 @@ from mqkit.grading.progress import EXCHANGE
 from mqkit.grading.registry import all_checks
 from mqkit.urls import parse_url
 from mqkit.widgets.class_progress import board_html
-from tests.integration.test_classroom import _card, _remove_all, mqkit
+from tests.integration.classroom_support import card_of, mqkit, remove_all
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +67,14 @@ def room(broker, tmp_path_factory):
     classroom = Classroom(tmp_path_factory.mktemp("progress") / "room")
     classroom.create(parse_roster(ROSTER), broker, prefix=prefix)
     yield classroom
-    _remove_all(classroom, broker, prefix)
+    remove_all(classroom, broker, prefix)
     assert not (classroom.folder / "progress.json").exists()
 
 
 def _kernel(room, student: str, work: str, tmp_path) -> str:
     """Run a student's cells in a process of its own, with their card as its environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQKIT_")}
-    env |= _card(room, student) | {"MQKIT_STATE_DIR": str(tmp_path / f"state-{student}")}
+    env |= card_of(room, student) | {"MQKIT_STATE_DIR": str(tmp_path / f"state-{student}")}
     code = KERNEL.format(work=textwrap.dedent(work))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120, check=False)
@@ -150,7 +150,7 @@ def test_the_command_prints_the_grid_and_writes_csv(room, brokers, scripted_clas
 
 def test_read_only_probes_see_students_who_never_self_checked(room, broker, scripted_class):
     # dan declares a durable queue but runs no self-check: only the probe can see it.
-    dan = _card(room, "dan")
+    dan = card_of(room, "dan")
     connection = clients.amqp_connection(dan["MQKIT_AMQP_URL"])
     try:
         connection.channel().queue_declare("lab02.orders", durable=True)
@@ -168,7 +168,7 @@ def test_read_only_probes_see_students_who_never_self_checked(room, broker, scri
 
 
 def test_a_verdict_cannot_be_forged_nor_the_board_read(room, broker):
-    ann, bo = _card(room, "ann"), _card(room, "bo")
+    ann, bo = card_of(room, "ann"), card_of(room, "bo")
     bo_user = parse_url(bo["MQKIT_AMQP_URL"], ("amqp",)).username
     body = json.dumps({"check": "02.quorum-queue", "passed": True,
                        "time": "2030-01-01T00:00:00+00:00"}).encode()

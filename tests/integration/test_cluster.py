@@ -193,7 +193,7 @@ def test_a_class_on_the_cluster_fails_over_loses_nothing_and_runs_a_lab(cluster,
     from mqkit.classroom import ClassBroker, Classroom, parse_roster
     from mqkit.classroom.load import run_load
     from tests.helpers import VERDICT, run_notebook_with_card
-    from tests.integration.test_classroom import _card, _remove_all
+    from tests.integration.classroom_support import card_of, remove_all
 
     endpoints = cluster.start()  # every node up, whatever an earlier test did
     broker = ClassBroker.from_endpoints(endpoints)
@@ -204,7 +204,7 @@ def test_a_class_on_the_cluster_fails_over_loses_nothing_and_runs_a_lab(cluster,
     classroom.create(parse_roster(roster), broker, prefix=prefix, workers=6)
     log.info(f"classroom create for 30 on the cluster in {time.monotonic() - begun:.1f} s")
     try:
-        card = _card(classroom, "s000")
+        card = card_of(classroom, "s000")
         assert card["MQKIT_AMQP_URL"].count(",") == NODES - 1
         assert card["MQKIT_CLASSROOM_URL"].count(",") == NODES - 1
         report = run_load(classroom.record(), seconds=10, processes=3)
@@ -214,13 +214,13 @@ def test_a_class_on_the_cluster_fails_over_loses_nothing_and_runs_a_lab(cluster,
 
         path = Path(__file__).resolve().parents[2] / "labs" / "solutions" / \
             "09-guaranteed-delivery.ipynb"
-        texts = run_notebook_with_card(path, _card(classroom, "s001"),
+        texts = run_notebook_with_card(path, card_of(classroom, "s001"),
                                        tmp_path_factory.mktemp("kernel-state"))
         verdicts = [t for t in texts if VERDICT.search(t)]
         assert verdicts
         assert all("✔ passed" in t for t in verdicts), verdicts
     finally:
-        _remove_all(classroom, broker, prefix)
+        remove_all(classroom, broker, prefix)
 
 
 def test_status_and_down_on_the_command_line(cluster):
