@@ -7,7 +7,8 @@
 #   - every lab notebook (student and solution) under nbval;
 #   - the routing and topic-filter properties;
 #   - the fault scenarios;
-#   - the grading of labs 02 and 03 (scores equal to the process backend's);
+#   - the grading of labs 02 and 03 (scores equal to the process backend's), the hostile
+#     submissions in the user sandbox, and a broker killed mid-grading;
 #   - Run All of the labs with widgets in JupyterLab (headless Chromium);
 #   - the behaviour checks of tests/docker/test_broker_versions.py;
 #   - tests/docker/test_docker_backend.py with each line's images.
@@ -26,7 +27,8 @@ export MQKIT_TEST_MATRIX=1 MQKIT_TEST_BROKER_LINES
 echo "== every line-parametrized test on every line: $MQKIT_TEST_BROKER_LINES"
 python -m pytest -m docker tests/labs/test_notebooks.py \
   tests/integration/test_routing_vs_rabbitmq.py tests/integration/test_topic_filters_vs_mosquitto.py \
-  tests/faults tests/grading/test_grader_lines.py tests/browser/test_labs_in_browser.py \
+  tests/faults tests/grading/test_grader_lines.py tests/grading/test_sandbox.py \
+  tests/grading/test_broker_death.py tests/browser/test_labs_in_browser.py \
   tests/docker/test_broker_versions.py "$@"
 
 for entry in $MQKIT_TEST_BROKER_LINES; do

@@ -3,7 +3,9 @@
 Each hostile notebook first does lab 01's exercise (so it has a point to keep), then tries
 one attack, and raises ``LEAK: …`` if the attack got anywhere: the gradebook's reason shows
 it. What the attack could harm is also checked from outside: the canary vhost, the package
-files, the processes left, the machine's own ``/tmp``.
+files, the processes left, the machine's own ``/tmp``. The whole set runs on the process
+backend's brokers and on the newest line's (RabbitMQ 4.3 / Mosquitto 2.1 in Docker): the
+caps that stop the flooder, and the memory alarm it must not raise, are the broker's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from mqkit.admin import Admin
 from mqkit.grading.grader import grade
 from mqkit.grading.sandbox import UserSandbox, processes_of
 from tests.grading import submissions
+from tests.lines import line_brokers_fixture
+
+#: The process backend and the newest line (every line under ``make test-matrix``).
+brokers = line_brokers_fixture("full")
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(UserSandbox.unavailable_reason() is not None,
