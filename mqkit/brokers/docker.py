@@ -335,14 +335,22 @@ class DockerBackend(ManagedBackend):
         return None
 
     def describe(self, spec: BrokerSpec, state: BrokerState, is_running: bool) -> str:
-        """The container's name and Docker status."""
+        """The container's name and Docker status, and when a running one started.
+
+        The start time (to the millisecond, UTC) changes with every restart, so a restart
+        shows, also to the grader's broker watch, as the process backend's new pid does.
+        """
         try:
             container = self._container(spec.name)
         except BackendUnavailable as exc:
             return exc.message
         if container is None:
             return "container missing"
-        return f"container {container.name} {container.status}"
+        text = f"container {container.name} {container.status}"
+        started = str((container.attrs.get("State") or {}).get("StartedAt") or "")
+        if container.status == "running" and started:
+            text += f", started {started[:23].replace('T', ' ')} UTC"
+        return text
 
     def broker_logs(self, spec: BrokerSpec, state: BrokerState, lines: int) -> str:
         """The last lines the container wrote."""

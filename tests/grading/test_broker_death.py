@@ -24,6 +24,7 @@ import pytest
 
 from mqkit.admin import Admin
 from mqkit.exceptions import BrokerNotRunning
+from mqkit.grading.broker_watch import BrokerWatch
 from mqkit.grading.grader import grade, lab_checks, summary_lines
 from tests.grading import submissions
 from tests.lines import backend_params, make_line_backend
@@ -217,6 +218,21 @@ def test_a_killed_broker_is_restarted_and_the_affected_submissions_graded_again(
     request.node.user_properties += [("seconds", round(time.monotonic() - began, 1)),
                                      ("restart_seconds", round(incident.restart_seconds, 1)),
                                      ("regraded", ",".join(sorted(regraded)))]
+
+
+def test_a_restart_by_someone_else_is_noticed(killable_brokers):
+    """`mqkit restart` (or `docker restart`) between two checks: no death for the grader to
+    mend, but a new epoch, so the submissions graded across it are graded again."""
+    watch = BrokerWatch(killable_brokers.running(), killable_brokers, ("rabbitmq", "mosquitto"))
+    assert watch.check() == 0
+    assert watch.check() == 0  # nothing happened: the same broker processes
+    killable_brokers.restart()
+    assert watch.check(after="bob") == 1
+    (incident,) = watch.incidents
+    assert set(incident.brokers) == {"RabbitMQ", "Mosquitto"}
+    assert (incident.noticed_after, incident.restart_seconds) == ("bob", None)
+    assert "restarted by something else" in incident.line()
+    assert watch.check() == 1
 
 
 def test_a_broker_the_grader_cannot_restart_ends_the_run_with_a_clear_error(own_brokers,
