@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import logging
 import re
@@ -38,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from mqkit.endpoints import Endpoints
+from mqkit.exceptions import ConfigError
 from mqkit.grading.export import ExtraChecks, LabNotebooks, lab_cells, write_notebooks
-from mqkit.grading.tool_grading import Score, tool_runs, write_scores
+from mqkit.grading.tool_grading import Score, instructor_brokers, tool_run, write_scores
 from mqkit.grading.verdict import verdict_code
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ def build_course(folder: Path, labs: Sequence[LabNotebooks],
 
 
 def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | None = None,
-          with_mqtt: bool = True, out: Path | None = None) -> list[Score]:
+          with_mqtt: bool = True, out: Path | None = None, workers: int = 1) -> list[Score]:
     """Grade each submission with ``otter run`` (Otter's local mode) in its own namespace.
 
     The student is the file name (``alice.ipynb``). Each run gets only its namespace's
@@ -160,30 +162,43 @@ def grade(autograder: Path, submissions: Sequence[Path], *, broker: Endpoints | 
         broker: the instructor's brokers (default: :func:`mqkit.start_brokers`).
         with_mqtt: give each submission its own Mosquitto.
         out: where to keep Otter's ``STUDENT.json`` results (default: nowhere).
+        workers: submissions graded at the same time, each an ``otter run`` in its own
+            namespace (as ``mqkit grade --workers``).
 
     Returns:
         The scores, sorted by student; one that Otter could not grade (another assignment's
         notebook, not a notebook) has 0 of 0 points and Otter's last error line (the batch
         goes on).
     """
-    paths = sorted(submissions)
-    runs = tool_runs(broker, [p.stem for p in paths], with_mqtt=with_mqtt, prefix="mqkit-otter-")
-    scores = []
-    for run, path in zip(runs, paths, strict=True):
-        _, error = run.command([sys.executable, "-m", "otter", "run", "--no-logo", "-a",
-                                str(autograder.resolve()), "-o", str(run.home),
-                                str(path.resolve())], cwd=run.home)
-        if error:
-            log.error("otter run failed for %s: %s", run.student, error)
-            scores.append(Score(run.student, 0.0, 0.0, error))
-            continue
-        results = json.loads((run.home / "results.json").read_text(encoding="utf-8"))
+    from mqkit.config import Settings
+
+    if workers < 1:
+        raise ConfigError(f"workers={workers} must be at least 1.", hint="E.g. 2.")
+    broker = instructor_brokers(broker)
+    binary = Settings.from_env().mosquitto_binary
+
+    def one(path: Path) -> Score:
+        with tool_run(broker, path.stem, with_mqtt=with_mqtt, prefix="mqkit-otter-",
+                      mosquitto_binary=binary) as run:
+            _, error = run.command([sys.executable, "-m", "otter", "run", "--no-logo", "-a",
+                                    str(autograder.resolve()), "-o", str(run.home),
+                                    str(path.resolve())], cwd=run.home)
+            if error:
+                log.error("otter run failed for %s: %s", run.student, error)
+                return Score(run.student, 0.0, 0.0, error)
+            results = json.loads((run.home / "results.json").read_text(encoding="utf-8"))
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            (out / f"{run.student}.json").write_text(json.dumps(results, indent=1),
-                                                     encoding="utf-8")
-        scores.append(_score(run.student, results))
-    return scores
+            (out / f"{path.stem}.json").write_text(json.dumps(results, indent=1),
+                                                   encoding="utf-8")
+        return _score(path.stem, results)
+
+    paths = sorted(submissions)
+    if workers == 1 or len(paths) <= 1:
+        return [one(path) for path in paths]
+    # Threads suffice: each waits on its own `otter run` process and namespace.
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="otter") as pool:
+        return list(pool.map(one, paths))
 
 
 def _score(student: str, results: dict[str, Any]) -> Score:
@@ -200,9 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("autograder", help="the autograder zip of otter assign")
     run.add_argument("submissions", nargs="+", help="the students' notebooks (STUDENT.ipynb)")
     run.add_argument("--out", default=None, help="keep Otter's results here")
+    run.add_argument("--workers", type=int, default=1,
+                     help="submissions graded at the same time (default 1)")
     args = parser.parse_args(argv)
     return write_scores(grade(Path(args.autograder), [Path(p) for p in args.submissions],
-                              out=Path(args.out) if args.out else None),
+                              out=Path(args.out) if args.out else None,
+                              workers=args.workers),
                         "Otter", sys.stdout)
 
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -73,6 +74,35 @@ class ToolRun:
         return done, lines[-1] if lines else f"exit {done.returncode}"
 
 
+@contextlib.contextmanager
+def tool_run(broker: Endpoints, student: str, *, with_mqtt: bool, prefix: str,
+             mosquitto_binary: str) -> Iterator[ToolRun]:
+    """One student's :class:`ToolRun`: a namespace and a scratch home, removed on exit.
+
+    Runs of different students may be open at once (one per worker thread).
+    """
+    from mqkit.grading.grader import kernel_environment
+    from mqkit.grading.namespace import Namespace
+
+    with Namespace.create(broker, student, with_mqtt=with_mqtt,
+                          mosquitto_binary=mosquitto_binary) as space, \
+            tempfile.TemporaryDirectory(prefix=prefix) as home:
+        env = kernel_environment(space.environment(), Path(home))
+        # The tools run programs beside this Python (nbgrader runs `alembic`).
+        env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent),
+                                       env.get("PATH", os.defpath)))
+        yield ToolRun(student, env, Path(home))
+
+
+def instructor_brokers(broker: Endpoints | None) -> Endpoints:
+    """``broker``, or the brokers of :func:`mqkit.start_brokers` when none is given."""
+    if broker is not None:
+        return broker
+    from mqkit.brokers.launcher import start_brokers
+
+    return start_brokers()
+
+
 def tool_runs(broker: Endpoints | None, students: Iterable[str], *, with_mqtt: bool,
               prefix: str) -> Iterator[ToolRun]:
     """A :class:`ToolRun` per student, one at a time, each in a namespace of its own.
@@ -87,23 +117,13 @@ def tool_runs(broker: Endpoints | None, students: Iterable[str], *, with_mqtt: b
         prefix: the scratch homes' name prefix (``mqkit-otter-``).
     """
     from mqkit.config import Settings
-    from mqkit.grading.grader import kernel_environment
-    from mqkit.grading.namespace import Namespace
 
-    if broker is None:
-        from mqkit.brokers.launcher import start_brokers
-
-        broker = start_brokers()
+    broker = instructor_brokers(broker)
     binary = Settings.from_env().mosquitto_binary
     for student in students:
-        with Namespace.create(broker, student, with_mqtt=with_mqtt,
-                              mosquitto_binary=binary) as space, \
-                tempfile.TemporaryDirectory(prefix=prefix) as home:
-            env = kernel_environment(space.environment(), Path(home))
-            # The tools run programs beside this Python (nbgrader runs `alembic`).
-            env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent),
-                                           env.get("PATH", os.defpath)))
-            yield ToolRun(student, env, Path(home))
+        with tool_run(broker, student, with_mqtt=with_mqtt, prefix=prefix,
+                      mosquitto_binary=binary) as run:
+            yield run
 
 
 def write_scores(scores: Iterable[Score], tool: str, out: TextIO) -> int:
